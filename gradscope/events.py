@@ -1,0 +1,220 @@
+"""Typed, versioned events: the only thing front ends (UI, CSV, replay) ever read.
+
+The engine emits these; sinks consume them. They serialise to JSON Lines with a
+schema version so a recorded run can be replayed by `gradscope view` without
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+from gradscope.verdicts import Verdict
+
+SCHEMA_VERSION = 1
+
+# Phases, in the order a run goes through them.
+PHASES = ("static", "probe", "experiments", "train", "done")
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    script: str
+    argv: tuple[str, ...]
+    gradscope_version: str
+    started_at: float
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    layer_type: str
+    param_count: int
+    trainable: bool
+    activation: str | None = None
+    output_shape: str = ""
+
+
+@dataclass(frozen=True)
+class ModelDescribed:
+    model_name: str
+    model_class: str
+    param_count: int
+    trainable_param_count: int
+    device: str
+    probe_mode: str  # "clone" or "in-place"
+    layers: tuple[LayerInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    phase: str
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Whole-model figures for one step."""
+
+    phase: str
+    step: int
+    loss: float | None
+    seconds: float | None = None
+    extra: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer's figures at one step; None = does not apply (written as an empty CSV cell)."""
+
+    layer: str
+    layer_type: str
+    param_count: int
+    trainable: bool
+    grad_norm: float | None = None
+    weight_norm: float | None = None
+    update_ratio: float | None = None
+    act_mean: float | None = None
+    act_std: float | None = None
+    act_saturated_frac: float | None = None
+    act_dead_frac: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    phase: str
+    step: int
+    rows: tuple[LayerRow, ...]
+
+
+@dataclass(frozen=True)
+class VerdictIssued:
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line for the user that is not a verdict (what gradscope did or could not do)."""
+
+    level: str  # "info" | "warning" | "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: str  # "ok" | "probe-only" | "script-error" | "no-fit" | "interrupted" | ...
+    exit_code: int
+
+
+Event = (
+    RunStarted
+    | ModelDescribed
+    | PhaseChanged
+    | StepStats
+    | LayerStats
+    | VerdictIssued
+    | Note
+    | RunFinished
+)
+
+EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        RunStarted,
+        ModelDescribed,
+        PhaseChanged,
+        StepStats,
+        LayerStats,
+        VerdictIssued,
+        Note,
+        RunFinished,
+    )
+}
+
+
+class Sink(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventBus:
+    """Fans events out to sinks. A failing sink is reported once and dropped,
+    so one bad output never stops the diagnosis or the user's training."""
+
+    def __init__(self, sinks: list[Sink] | None = None) -> None:
+        self.sinks: list[Sink] = list(sinks or [])
+        self.history: list[Event] = []
+
+    def add(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def emit(self, event: Event) -> None:
+        self.history.append(event)
+        for sink in list(self.sinks):
+            sink.handle(event)
+
+    def verdicts(self) -> list[Verdict]:
+        return [e.verdict for e in self.history if isinstance(e, VerdictIssued)]
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/Inf: keep them readable as strings so a replay shows them.
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _unclean(value: Any) -> Any:
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    if isinstance(event, VerdictIssued):
+        body: dict[str, Any] = {"verdict": event.verdict.to_dict()}
+    else:
+        body = asdict(event)
+    return {"v": SCHEMA_VERSION, "type": type(event).__name__, **_clean(body)}
+
+
+def to_json(event: Event) -> str:
+    return json.dumps(to_dict(event), separators=(",", ":"))
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown event type: {kind!r}")
+    if cls is VerdictIssued:
+        return VerdictIssued(Verdict.from_dict(data["verdict"]))
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if cls is LayerStats:
+        kwargs["rows"] = tuple(
+            LayerRow(**{k: _unclean(v) for k, v in row.items()}) for row in kwargs["rows"]
+        )
+    elif cls is ModelDescribed:
+        kwargs["layers"] = tuple(LayerInfo(**layer) for layer in kwargs.get("layers", ()))
+    elif cls is RunStarted:
+        kwargs["argv"] = tuple(kwargs["argv"])
+    elif cls is StepStats:
+        kwargs["loss"] = _unclean(kwargs.get("loss"))
+        kwargs["extra"] = {k: _unclean(v) for k, v in (kwargs.get("extra") or {}).items()}
+    return cls(**kwargs)
+
+
+def from_json(line: str) -> Event:
+    return from_dict(json.loads(line))

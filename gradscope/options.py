@@ -1,0 +1,20 @@
+"""Options of `gradscope run`, parsed once by the CLI and read by every part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunOptions:
+    script: str
+    script_args: list[str] = field(default_factory=list)
+    headless: bool = True
+    csv: str | None = None  # "-" = stdout (the default in headless mode)
+    verdicts: str | None = None
+    json: str | None = None
+    record: str | None = None
+    steps: int = 5
+    probe_only: bool = False
+    seed: int | None = None
+    force: bool = False
