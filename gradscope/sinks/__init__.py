@@ -1,0 +1,70 @@
+"""Headless outputs: each sink turns the event stream into one file or stream."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from gradscope.errors import UsageError
+from gradscope.events import Sink
+from gradscope.options import RunOptions
+from gradscope.sinks._files import check_writable
+from gradscope.sinks.json_report import JsonReportSink
+from gradscope.sinks.layer_csv import LayerCsvSink
+from gradscope.sinks.record import RecordSink
+from gradscope.sinks.summary import SummarySink
+from gradscope.sinks.verdict_csv import VerdictCsvSink
+
+__all__ = [
+    "JsonReportSink",
+    "LayerCsvSink",
+    "RecordSink",
+    "SummarySink",
+    "VerdictCsvSink",
+    "build_sinks",
+]
+
+
+def build_sinks(options: RunOptions) -> list[Sink]:
+    """The sinks the options ask for, with their files already open.
+
+    Every path is checked before any is opened, so a bad one raises UsageError
+    before the run starts and before any other output file is created or truncated.
+    """
+    csv_target = options.csv if options.csv is not None else ("-" if options.headless else None)
+    files = {"--verdicts": options.verdicts, "--json": options.json, "--record": options.record}
+    if csv_target != "-":
+        files = {"--csv": csv_target, **files}
+    wanted = {flag: path for flag, path in files.items() if path is not None}
+
+    seen: dict[str, str] = {}
+    for flag, path in wanted.items():
+        if path == "-":
+            raise UsageError(
+                f"{flag} cannot write to stdout ('-'); only --csv can: give a file path"
+            )
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {flag} both write '{path}': give each its own file")
+        seen[key] = flag
+        check_writable(path)
+
+    makers: dict[str, Callable[[str], Sink]] = {
+        "--csv": LayerCsvSink,
+        "--verdicts": VerdictCsvSink,
+        "--json": JsonReportSink,
+        "--record": RecordSink,
+    }
+    sinks: list[Sink] = []
+    try:
+        if csv_target == "-":
+            sinks.append(LayerCsvSink("-"))
+        for flag, path in wanted.items():
+            sinks.append(makers[flag](path))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    if options.headless:
+        sinks.append(SummarySink())
+    return sinks

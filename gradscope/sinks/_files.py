@@ -1,0 +1,65 @@
+"""File helpers shared by the headless sinks: fail early on a bad path, write atomically."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import TextIO
+
+from gradscope.errors import UsageError
+
+_tmp_counter = itertools.count()
+
+
+def check_writable(path: str) -> None:
+    """Raise UsageError when `path` clearly cannot be written, without touching anything.
+
+    Run for every output before any is opened, so one bad path leaves no
+    half-created or truncated files behind.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        reason = "it is a folder"
+    elif not os.path.isdir(folder):
+        reason = f"folder '{folder}' does not exist"
+    elif not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        reason = "permission denied"
+    else:
+        return
+    raise UsageError(f"cannot write '{path}': {reason}")
+
+
+def open_output(path: str) -> TextIO:
+    """Open `path` for writing (truncating it), as a UsageError when that fails."""
+    # TODO(--force): existing files are overwritten for now; a later issue adds the policy.
+    check_writable(path)
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from exc
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Replace `path` with `text` in one step: a reader sees the old or the new file, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{next(_tmp_counter)}.tmp")
+    # os.open with mode 0o666 honours the umask (mkstemp would leave the file 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic_at_open(path: str, text: str) -> None:
+    """`write_atomic` for a sink's first write: failures become UsageError."""
+    # TODO(--force): existing files are overwritten for now; a later issue adds the policy.
+    check_writable(path)
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from exc
