@@ -1,0 +1,1 @@
+"""Engine: intercepting fit, probing a clone of the model, reading its data."""
