@@ -328,3 +328,16 @@ def test_unknown_kind_raises_clear_error() -> None:
         capture_fit_data(FIT, (), {"epochs": 1})
     with pytest.raises(ValueError, match="arguments"):
         capture_fit_data(FIT, (), {"nonsense": 1})
+
+
+def test_generator_failure_is_replayed_to_fit() -> None:
+    def failing():
+        yield np.ones((2, 3), "float32"), np.ones((2, 1), "float32")
+        raise RuntimeError("bad file")
+
+    fd = capture_fit_data(FIT, (failing(),), {})
+    assert len(fd.probe_batches(3)) == 1
+    replay = fd.fit_args()[0][0]
+    assert next(replay)[0].shape == (2, 3)
+    with pytest.raises(RuntimeError, match="bad file"):  # fit fails where it would have
+        next(replay)
