@@ -1,0 +1,194 @@
+"""The `gradscope` command line (also `python -m gradscope`).
+
+Only argparse and gradscope's light modules are imported here: TensorFlow and
+Textual are imported by the command that needs them, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gradscope import __version__
+from gradscope.errors import GradscopeError, UsageError
+from gradscope.options import RunOptions
+
+DESCRIPTION = """\
+Tells a Keras user, in seconds and in plain words, why their model is not learning.
+
+  gradscope run [options] SCRIPT.py [script args...]
+  gradscope view RUN.jsonl
+"""
+
+RUN_DESCRIPTION = """\
+Run an unmodified Keras training script as `python SCRIPT.py ARGS` would.
+Its first fit() is taken over: gradscope checks the model, compile config and
+data, runs a few probe steps on a clone, reports its verdicts, then lets the
+script's own training go on (unless --probe-only).
+
+gradscope's options come before the script; everything after the script is
+the script's own, passed on verbatim. A `--` before the script is accepted.
+"""
+
+RUN_EPILOG = """\
+exit codes: 0 no error verdict, 1 an error verdict, 2 usage error,
+3 the script raised, 4 the script never called fit(), 130 interrupted;
+a script's own sys.exit(n) with n != 0 is kept.
+"""
+
+VIEW_DESCRIPTION = """\
+Reopen a run recorded with `gradscope run --record RUN.jsonl`, without re-running it.
+"""
+
+
+def _at_least_one(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The top-level parser and its `run` subparser."""
+    parser = argparse.ArgumentParser(
+        prog="gradscope",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"gradscope {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a training script and diagnose its first fit()",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # An abbreviation would make the option/script split ambiguous.
+        allow_abbrev=False,
+    )
+    run.add_argument("--headless", action="store_true",
+                     help="no UI (automatic when stdout is not a terminal)")
+    run.add_argument("--csv", metavar="PATH",
+                     help="per-layer, per-step metrics as CSV ('-' = stdout, the headless default)")
+    run.add_argument("--verdicts", metavar="PATH", help="verdicts as CSV, most likely cause first")
+    run.add_argument("--json", metavar="PATH",
+                     help="full report: run info, verdicts, final per-layer stats")
+    run.add_argument("--record", metavar="PATH",
+                     help="the event stream as JSON Lines, for `gradscope view`")
+    run.add_argument("--steps", metavar="N", type=_at_least_one, default=5,
+                     help="number of probe steps (default: %(default)s)")
+    run.add_argument("--probe-only", action="store_true",
+                     help="stop after the probe instead of letting the script's training go on")
+    run.add_argument("--seed", metavar="N", type=_not_negative,
+                     help="seed everything gradscope controls, for reproducible verdicts")
+    run.add_argument("--force", action="store_true", help="overwrite existing output files")
+    run.add_argument("script", metavar="SCRIPT.py", help="the training script")
+    run.add_argument("script_args", metavar="ARGS", nargs="*",
+                     help="the script's own arguments, passed on verbatim")
+
+    view = commands.add_parser(
+        "view",
+        help="reopen a recorded run (gradscope run --record)",
+        description=VIEW_DESCRIPTION,
+        allow_abbrev=False,
+    )
+    view.add_argument("recording", metavar="RUN.jsonl", help="a file written by --record")
+    return parser, run
+
+
+def split_at_script(argv: list[str], run_parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """Split `run`'s arguments into gradscope's options and `[script, *script_args]`.
+
+    Done by hand because argparse rewrites what follows the script (it drops a
+    `--` there), while python hands the script its arguments untouched.
+    """
+    # Options that take a separate value; "--opt=value" is one token anyway.
+    valued = {
+        name
+        for action in run_parser._actions  # argparse has no public listing
+        if action.option_strings and action.nargs != 0
+        for name in action.option_strings
+    }
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return argv[:index], argv[index + 1 :]
+        if arg.startswith("-") and arg != "-":
+            index += 2 if arg in valued else 1
+            continue
+        return argv[:index], argv[index:]
+    return argv, []
+
+
+def parse_run(argv: list[str], parser: argparse.ArgumentParser,
+              run_parser: argparse.ArgumentParser) -> RunOptions:
+    """RunOptions from `run`'s arguments (argparse exits with 2 on a bad option)."""
+    ours, script_part = split_at_script(argv, run_parser)
+    # "--" keeps a script name that starts with "-" from being read as an option.
+    ns = parser.parse_args(["run", *ours, *(["--", script_part[0]] if script_part else [])])
+    return RunOptions(
+        script=ns.script,
+        script_args=script_part[1:],
+        # Headless is automatic when stdout is not a terminal
+        # (`ns.headless or not sys.stdout.isatty()`). The Textual UI is a later
+        # issue: until it lands, a terminal run without --headless is headless too.
+        headless=True,
+        csv=ns.csv,
+        verdicts=ns.verdicts,
+        json=ns.json,
+        record=ns.record,
+        steps=ns.steps,
+        probe_only=ns.probe_only,
+        seed=ns.seed,
+        force=ns.force,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gradscope command line; return the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser, run_parser = build_parsers()
+    try:
+        options: RunOptions | None = None
+        try:
+            if args and args[0] == "run":
+                options = parse_run(args[1:], parser, run_parser)
+            else:
+                ns = parser.parse_args(args)
+        except SystemExit as done:  # argparse: --help, --version, or a bad option
+            return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+        if options is not None:
+            from gradscope import run_command
+
+            return run_command.run(options)
+        if ns.command == "view":
+            from gradscope import view_command
+
+            return view_command.view(ns.recording)
+        parser.print_usage(sys.stderr)
+        raise UsageError("give a command: `run SCRIPT.py` or `view RUN.jsonl` (see gradscope --help)")
+    except (UsageError, GradscopeError) as error:
+        sys.stdout.flush()
+        print(f"gradscope: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("gradscope: interrupted", file=sys.stderr)
+        return 130

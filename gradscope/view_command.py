@@ -1,0 +1,64 @@
+"""`gradscope view`: reopen a recorded run.
+
+For now a plain text listing of its verdicts; the Textual replay comes later.
+Reads only events, so it needs neither TensorFlow nor Textual.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from gradscope.errors import GradscopeError, UsageError
+from gradscope.events import Event, RunFinished, RunStarted, VerdictIssued, from_json
+from gradscope.verdicts import rank
+
+
+def view(path: str) -> int:
+    """Print the verdicts of the run recorded in `path` (a `--record` JSON Lines file)."""
+    events = read_events(path)
+    started = next((e for e in events if isinstance(e, RunStarted)), None)
+    finished = next((e for e in reversed(events) if isinstance(e, RunFinished)), None)
+    verdicts = rank(e.verdict for e in events if isinstance(e, VerdictIssued))
+
+    title = f"run of {started.script}" if started else f"run recorded in {path}"
+    if finished:
+        title += f" ({finished.status}, exit {finished.exit_code})"
+    out = sys.stdout
+    print(title, file=out)
+    if not verdicts:
+        print("no verdicts", file=out)
+    for verdict in verdicts:
+        print(f"{verdict.severity:<7} {verdict.check}  {verdict.subject}: {verdict.message}", file=out)
+        if verdict.fix:
+            print(f"        fix: {verdict.fix}", file=out)
+    return 0
+
+
+def read_events(path: str) -> list[Event]:
+    """The events of a recording; a missing or foreign file is one clear line."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.readlines()
+    except FileNotFoundError:
+        raise UsageError(f"cannot view '{path}': no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"cannot view '{path}': it is a directory, not a recording") from None
+    except OSError as error:
+        raise UsageError(f"cannot view '{path}': {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot view '{path}': not a text file") from None
+    events: list[Event] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(from_json(line))
+        except (ValueError, KeyError, TypeError) as error:
+            message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            raise GradscopeError(
+                f"{path}:{number} is not a gradscope event ({message}); "
+                "give a file written by `gradscope run --record`",
+                exit_code=2,
+            ) from None
+    return events
