@@ -1,15 +1,38 @@
 """One gradscope run: takes the first fit, diagnoses it, then lets the user's fit go on.
 
-(Placeholder while the engine lands: it only records that fit was seen and
-proceeds with the user's own fit.)
+Order of work, and why:
+1. read probe batches from the fit's data (the user's fit still gets every batch);
+2. build the user's model if fit would have (same as Keras would do on the first batch);
+3. inside `preserved_rng()`: static checks, clone, compiled probe steps, dynamic checks;
+   so a seeded script trains exactly as under `python`;
+4. hand the fit back to Keras with the same data, or stop (--probe-only).
+Any failure of ours becomes a `probe-failed` info verdict: the user's run goes on.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+import warnings
 from typing import Any
 
-from gradscope.events import EventBus, RunFinished
+import numpy as np
+
+from gradscope.events import (
+    EventBus,
+    LayerInfo,
+    LayerRow,
+    LayerStats,
+    ModelDescribed,
+    Note,
+    PhaseChanged,
+    RunFinished,
+    StepStats,
+    VerdictIssued,
+)
 from gradscope.options import RunOptions
+from gradscope.verdicts import Verdict
 
 
 class Session:
@@ -17,15 +40,244 @@ class Session:
         self.options = options
         self.bus = bus
         self.fit_seen = False
+        self._finished = False
 
+    # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: Any) -> Any:
         """Called by the interceptor with the first FitCall."""
+        from gradscope.intercept import ProbeFinished
+
         self.fit_seen = True
-        return call.run_original(call.args, call.kwargs)
+        args, kwargs = call.args, call.kwargs
+        try:
+            args, kwargs = self._diagnose(call)
+        except Exception as exc:  # noqa: BLE001 - never let our failure end the user's run
+            self._probe_failed(exc)
+        if self.options.probe_only:
+            self.bus.emit(PhaseChanged("done"))
+            raise ProbeFinished()
+        self.bus.emit(PhaseChanged("train"))
+        return call.run_original(args, kwargs)
 
     def verdict_exit_code(self) -> int:
         return 1 if any(v.severity == "error" for v in self.bus.verdicts()) else 0
 
     def finish(self, status: str, exit_code: int) -> None:
+        if self._finished:
+            return
+        self._finished = True
         self.bus.emit(RunFinished(status=status, exit_code=exit_code))
         self.bus.close()
+
+    # -- the diagnosis ------------------------------------------------------
+    def _issue(self, verdicts: list[Verdict]) -> None:
+        for v in verdicts:
+            self.bus.emit(VerdictIssued(v))
+
+    def _probe_failed(self, exc: BaseException) -> None:
+        from gradscope.checks.catalogue import verdict
+
+        detail = f"{type(exc).__name__}: {exc}".strip().splitlines()
+        first = detail[0][:300] if detail else type(exc).__name__
+        self._issue(
+            [
+                verdict(
+                    "probe-failed",
+                    "model",
+                    f"gradscope could not finish probing this model ({first}); the verdicts "
+                    "above come from the checks that did run.",
+                    "If fit() itself fails the same way, the verdicts above usually say why. "
+                    "Otherwise please report this with the traceback from --record.",
+                    error=first,
+                )
+            ]
+        )
+        self.bus.emit(Note("warning", "probe failed: " + first))
+        if "GRADSCOPE_DEBUG" in os.environ:
+            traceback.print_exception(exc, file=sys.stderr)
+
+    def _diagnose(self, call: Any) -> tuple[tuple, dict]:
+        from gradscope.engine.fitdata import capture_fit_data
+        from gradscope.engine.rng import preserved_rng
+        from gradscope.engine.target import ensure_built
+
+        seed = self.options.seed if self.options.seed is not None else 0
+        self.bus.emit(PhaseChanged("static"))
+        data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
+        args, kwargs = data.fit_args()
+        batches = data.probe_batches(max(1, self.options.steps))
+        if not batches:
+            raise ValueError("the training data yielded no batch")
+        model = call.model
+        ensure_built(model, batches[0][0])
+        # Keras's own warnings about the model (e.g. softmax over one unit) would
+        # print twice: once for our probe, once for the user's fit. Keep the user's.
+        with preserved_rng(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sample = data.sample()
+            self._run_probe(model, batches, sample)
+        return args, kwargs
+
+    def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
+        from gradscope.checks.dynamic import run_dynamic
+        from gradscope.checks.static import run_static
+        from gradscope.engine.facts import model_facts
+        from gradscope.engine.layers import describe, probe_layers
+        from gradscope.engine.probe import ProbeStep
+        from gradscope.engine.target import make_target
+
+        x0, y0, sw0 = batches[0]
+        target = make_target(model, x0)
+        try:
+            layers = probe_layers(target.model)
+            metas = describe(layers)
+            self.bus.emit(
+                ModelDescribed(
+                    model_name=model.name,
+                    model_class=type(model).__name__,
+                    param_count=int(sum(int(np.prod(v.shape)) for v in model.weights)),
+                    trainable_param_count=int(
+                        sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+                    ),
+                    device=_device_name(),
+                    probe_mode=target.mode,
+                    layers=tuple(
+                        LayerInfo(m.name, m.layer_type, m.param_count, m.trainable, m.activation)
+                        for m in metas
+                    ),
+                )
+            )
+            for note in target.notes:
+                self.bus.emit(Note("info", note))
+
+            # Static checks read labels from a data sample and outputs from one eager call.
+            sx, sy, _ = sample
+            facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
+            facts = _with_trainable(facts, _user_trainable_facts(model))
+            self._issue(run_static(facts))
+
+            self.bus.emit(PhaseChanged("probe"))
+            xt, yt, swt = _to_tensors(x0), _to_tensors(y0), _to_tensors(sw0)
+            # Build the loss object eagerly: variables cannot be created inside tf.function.
+            target.loss_fn(yt, target.model(xt, training=False), swt)
+            probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
+            series: list[Any] = []
+            for step in range(max(1, self.options.steps)):
+                x, y, sw = batches[step % len(batches)]
+                result = probe.run(_to_tensors(x), _to_tensors(y), _to_tensors(sw))
+                figures = probe.layer_figures(result)
+                series.append((result, figures))
+                self.bus.emit(
+                    StepStats(
+                        "probe",
+                        step + 1,
+                        result.loss,
+                        seconds=result.seconds,
+                        extra={"data_loss": result.data_loss, "reg_loss": result.reg_loss},
+                    )
+                )
+                self.bus.emit(
+                    LayerStats(
+                        "probe",
+                        step + 1,
+                        tuple(
+                            LayerRow(
+                                layer=m.name,
+                                layer_type=m.layer_type,
+                                param_count=m.param_count,
+                                trainable=m.trainable,
+                                grad_norm=f.grad_norm,
+                                weight_norm=f.weight_norm,
+                                update_ratio=f.update_ratio,
+                                act_mean=f.act_mean,
+                                act_std=f.act_std,
+                                act_saturated_frac=f.act_saturated_frac,
+                                act_dead_frac=f.act_dead_frac,
+                            )
+                            for m, f in zip(metas, figures, strict=True)
+                        ),
+                    )
+                )
+            self.bus.emit(PhaseChanged("experiments"))
+            self._issue(run_dynamic(_probe_facts(metas, series)))
+        finally:
+            target.restore()
+
+
+def _device_name() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return str(details.get("device_name") or "GPU")
+    except Exception:  # noqa: BLE001
+        return "GPU"
+
+
+def _to_tensors(struct: Any) -> Any:
+    import tensorflow as tf
+    from keras.src import tree
+
+    if struct is None:
+        return None
+    return tree.map_structure(lambda a: a if a is None else tf.convert_to_tensor(a), struct)
+
+
+def _head(struct: Any, n: int) -> Any:
+    from keras.src import tree
+
+    return tree.map_structure(lambda a: a[:n], struct)
+
+
+def _user_trainable_facts(model: Any) -> tuple[int, int, tuple[str, ...], tuple[str, ...]]:
+    """Trainable state as the user's fit will see it (the clone may differ in flags)."""
+    from gradscope.engine.layers import own_variables, probe_layers
+
+    weighted = [layer for layer in probe_layers(model) if own_variables(layer)]
+    frozen = tuple(layer.name for layer in weighted if not layer.trainable)
+    total = int(sum(int(np.prod(v.shape)) for v in model.weights))
+    trainable = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+    return total, trainable, tuple(layer.name for layer in weighted), frozen
+
+
+def _with_trainable(facts: Any, user: tuple[int, int, tuple[str, ...], tuple[str, ...]]) -> Any:
+    from dataclasses import replace
+
+    total, trainable, weighted, frozen = user
+    return replace(
+        facts,
+        total_params=total,
+        trainable_params=trainable,
+        weighted_layers=weighted,
+        frozen_layers=frozen,
+    )
+
+
+def _probe_facts(metas: list[Any], series: list[Any]) -> Any:
+    from gradscope.checks.facts import ProbeFacts
+
+    def grid(attr: str) -> np.ndarray:
+        return np.array(
+            [[np.nan if getattr(f, attr) is None else getattr(f, attr) for f in figs] for _, figs in series],
+            dtype=np.float64,
+        )
+
+    act_mean = grid("act_mean")
+    tapped = np.array([[f.act_mean is not None for f in figs] for _, figs in series])
+    return ProbeFacts(
+        layers=tuple(m.name for m in metas),
+        layer_types=tuple(m.layer_type for m in metas),
+        activations=tuple(m.activation for m in metas),
+        losses=np.array([r.loss for r, _ in series], dtype=np.float64),
+        grad_norm=grid("grad_norm"),
+        weight_norm=grid("weight_norm"),
+        update_ratio=grid("update_ratio"),
+        act_mean=act_mean,
+        act_finite=~tapped | np.isfinite(act_mean),
+        saturated=grid("act_saturated_frac"),
+        dead=grid("act_dead_frac"),
+    )
+

@@ -1,0 +1,1 @@
+"""Checks: pure functions from facts to Verdicts (numpy only; no TensorFlow, no UI)."""

@@ -1,0 +1,122 @@
+"""Facts the checks read: plain data the engine fills in from the model, its
+compile config and a data sample. Numpy only, so checks are unit-testable
+without building a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_UNIQUE = 50  # label values quoted / counted exactly up to this many
+
+
+@dataclass(frozen=True)
+class ArrayFacts:
+    """Summary of one label or input array (first axis = samples)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    n: int
+    finite: bool
+    nonfinite_count: int
+    integer_valued: bool
+    min: float
+    max: float
+    mean: float
+    std: float
+    unique: tuple[float, ...]  # sorted, at most MAX_UNIQUE values
+    n_unique: int  # exact up to MAX_UNIQUE + 1 (more means "many")
+    one_hot: bool  # rank >= 2, last axis > 1, values in {0,1}, every row sums to 1
+    multi_hot: bool  # values in {0,1}, last axis > 1, some row sums to more than 1
+    numeric: bool = True
+
+
+def summarize(array: object) -> ArrayFacts | None:
+    """Facts of a label or input array; None when it is not numeric."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        return ArrayFacts(
+            shape=tuple(a.shape), dtype=str(a.dtype), n=int(a.shape[0]) if a.ndim else 0,
+            finite=True, nonfinite_count=0, integer_valued=False, min=float("nan"),
+            max=float("nan"), mean=float("nan"), std=float("nan"), unique=(), n_unique=0,
+            one_hot=False, multi_hot=False, numeric=False,
+        )
+    f = a.astype(np.float64, copy=False)
+    finite_mask = np.isfinite(f)
+    nonfinite = int(f.size - np.count_nonzero(finite_mask))
+    vals = f[finite_mask] if nonfinite else f.ravel()
+    if vals.size == 0:
+        vals = np.zeros(1)
+    integer_valued = bool(np.all(vals == np.round(vals)))
+    uniq = np.unique(vals[: 200_000])
+    binary_values = bool(np.all((vals == 0) | (vals == 1)))
+    one_hot = multi_hot = False
+    if a.ndim >= 2 and a.shape[-1] > 1 and binary_values and not nonfinite:
+        row_sums = f.reshape(-1, a.shape[-1]).sum(axis=1)
+        one_hot = bool(np.all(row_sums == 1))
+        multi_hot = bool(np.any(row_sums > 1))
+    return ArrayFacts(
+        shape=tuple(int(d) for d in a.shape),
+        dtype=str(a.dtype),
+        n=int(a.shape[0]) if a.ndim else 1,
+        finite=nonfinite == 0,
+        nonfinite_count=nonfinite,
+        integer_valued=integer_valued,
+        min=float(vals.min()),
+        max=float(vals.max()),
+        mean=float(vals.mean()),
+        std=float(vals.std()),
+        unique=tuple(float(u) for u in uniq[:MAX_UNIQUE]),
+        n_unique=int(min(uniq.size, MAX_UNIQUE + 1)),
+        one_hot=one_hot,
+        multi_hot=multi_hot,
+    )
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """One model output, the layer that produces it, its loss and its labels."""
+
+    name: str
+    layer: str  # name of the layer whose output this is
+    units: int | None  # size of the last axis
+    activation: str | None  # "softmax" | "sigmoid" | "relu" | "tanh" | "linear" | "other" | None
+    loss: str | None  # canonical loss kind, see engine.facts.canonical_loss
+    loss_display: str  # as the user wrote it, for messages
+    from_logits: bool | None
+    labels: ArrayFacts | None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    total_params: int
+    trainable_params: int
+    weighted_layers: tuple[str, ...]  # layers that own weights
+    frozen_layers: tuple[str, ...]  # weighted layers with trainable=False
+    outputs: tuple[OutputFacts, ...] = ()
+    inputs: tuple[ArrayFacts, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ProbeFacts:
+    """What the compiled probe steps measured, in forward layer order.
+
+    Arrays are [steps, layers]; NaN where a figure does not apply (a layer
+    without trainable weights has no gradient norm)."""
+
+    layers: tuple[str, ...]
+    layer_types: tuple[str, ...]
+    activations: tuple[str | None, ...]
+    losses: np.ndarray  # [steps] total loss per step
+    grad_norm: np.ndarray
+    weight_norm: np.ndarray
+    update_ratio: np.ndarray
+    act_mean: np.ndarray  # NaN also when activations were non-finite: see act_finite
+    act_finite: np.ndarray  # bool [steps, layers]; True where not tapped
+    saturated: np.ndarray
+    dead: np.ndarray

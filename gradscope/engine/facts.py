@@ -1,0 +1,157 @@
+"""Read the facts the checks need from live Keras objects (model, loss, data)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from keras.src import tree
+from keras.src.layers.layer import Layer
+
+from gradscope.checks.facts import ModelFacts, OutputFacts, summarize
+from gradscope.engine.layers import activation_kind, own_variables, probe_layers
+
+_LOSS_KINDS = {
+    "categoricalcrossentropy": "categorical_crossentropy",
+    "categoricalfocalcrossentropy": "categorical_crossentropy",
+    "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
+    "binarycrossentropy": "binary_crossentropy",
+    "binaryfocalcrossentropy": "binary_crossentropy",
+    "meansquarederror": "mse",
+    "mse": "mse",
+    "meanabsoluteerror": "mae",
+    "mae": "mae",
+    "huber": "huber",
+    "huberloss": "huber",
+    "logcosh": "logcosh",
+    "meansquaredlogarithmicerror": "msle",
+    "msle": "msle",
+    "meanabsolutepercentageerror": "mape",
+    "mape": "mape",
+    "hinge": "hinge",
+    "squaredhinge": "hinge",
+    "categoricalhinge": "hinge",
+    "kldivergence": "kld",
+    "kld": "kld",
+    "poisson": "poisson",
+}
+
+
+def canonical_loss(loss: Any) -> tuple[str | None, str, bool | None]:
+    """(kind, name as written, from_logits) for a loss given as a string, a
+    Loss object or a function."""
+    if loss is None:
+        return None, "None", None
+    from_logits: bool | None = None
+    if isinstance(loss, str):
+        name = loss
+    else:
+        fn = getattr(loss, "fn", None)  # LossFunctionWrapper
+        name = type(loss).__name__
+        if name == "LossFunctionWrapper" and fn is not None:
+            name = getattr(fn, "__name__", name)
+        elif not hasattr(loss, "get_config"):
+            name = getattr(loss, "__name__", name)
+        try:
+            config = loss.get_config() if hasattr(loss, "get_config") else {}
+            if isinstance(config, dict) and "from_logits" in config:
+                from_logits = bool(config["from_logits"])
+        except Exception:  # noqa: BLE001 - a custom loss's config is optional
+            pass
+    key = name.lower().replace("_", "")
+    kind = _LOSS_KINDS.get(key, "other")
+    if kind in ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"):
+        from_logits = bool(from_logits)
+    return kind, name, from_logits
+
+
+def _losses_per_output(loss: Any, output_names: list[str]) -> list[Any]:
+    if isinstance(loss, dict):
+        return [loss.get(name) for name in output_names]
+    if isinstance(loss, (list, tuple)):
+        return list(loss) + [None] * (len(output_names) - len(loss))
+    return [loss] * len(output_names)
+
+
+def _labels_per_output(y: Any, output_names: list[str]) -> list[Any]:
+    if y is None:
+        return [None] * len(output_names)
+    if isinstance(y, dict):
+        return [y.get(name) for name in output_names]
+    if isinstance(y, (list, tuple)) and len(output_names) > 1:
+        return list(y) + [None] * (len(output_names) - len(y))
+    return [y] + [None] * (len(output_names) - 1)
+
+
+@contextmanager
+def _record_layer_outputs(found: dict[int, Any]) -> Iterator[None]:
+    """Map id(output tensor) -> the layer that produced it, during one eager call."""
+    original = Layer.__call__
+
+    def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(layer, *args, **kwargs)
+        for t in tree.flatten(out):
+            found.setdefault(id(t), layer)
+        return out
+
+    Layer.__call__ = recording_call  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Layer.__call__ = original  # type: ignore[method-assign]
+
+
+def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any]]:
+    """(predictions per output, the layer that produced each), from one eager
+    inference call; the innermost producing layer wins for nested models."""
+    produced: dict[int, Any] = {}
+    with _record_layer_outputs(produced):
+        y_pred = model(x, training=False)
+    outputs = tree.flatten(y_pred)
+    leaves = probe_layers(model)
+    return outputs, [produced.get(id(t), leaves[-1] if leaves else None) for t in outputs]
+
+
+def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray]]:
+    """Static facts and the predictions at initialisation (one eager call on `x`)."""
+    outputs, producers = output_layers(model, x)
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) != len(outputs):
+        names = [f"output_{i}" for i in range(len(outputs))]
+    config = getattr(model, "_compile_config", None)
+    loss = config.config.get("loss") if config is not None else getattr(model, "loss", None)
+    per_loss = _losses_per_output(loss, names)
+    per_labels = _labels_per_output(y, names)
+    outs = []
+    for name, t, layer, out_loss, labels in zip(
+        names, outputs, producers, per_loss, per_labels, strict=True
+    ):
+        kind, display, from_logits = canonical_loss(out_loss)
+        shape = tuple(t.shape)
+        outs.append(
+            OutputFacts(
+                name=name,
+                layer=layer.name if layer is not None else name,
+                units=int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else 1,
+                activation=activation_kind(layer) if layer is not None else None,
+                loss=kind,
+                loss_display=display,
+                from_logits=from_logits,
+                labels=summarize(labels) if labels is not None else None,
+            )
+        )
+    weighted = [layer for layer in probe_layers(model) if own_variables(layer)]
+    frozen = [layer.name for layer in weighted if not layer.trainable and layer.weights]
+    inputs = [summarize(leaf) for leaf in tree.flatten(x)]
+    facts = ModelFacts(
+        name=model.name,
+        total_params=int(sum(int(np.prod(v.shape)) for v in model.weights)),
+        trainable_params=int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+        weighted_layers=tuple(layer.name for layer in weighted),
+        frozen_layers=tuple(frozen),
+        outputs=tuple(outs),
+        inputs=tuple(i for i in inputs if i is not None),
+    )
+    return facts, [np.asarray(t) for t in outputs]

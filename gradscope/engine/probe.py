@@ -1,0 +1,193 @@
+"""The compiled probe step: forward, the user's loss, backward and the real
+optimizer update in one `tf.function`, with every per-layer statistic packed
+into three tensors (fetching hundreds of scalars costs more than the step)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradscope.engine.layers import LayerMeta, own_variables
+from gradscope.engine.taps import ActivationTaps
+
+LossFn = Callable[[Any, Any, Any], Any]
+
+
+@dataclass
+class StepResult:
+    """Host-side figures of one probe step."""
+
+    loss: float
+    data_loss: float
+    reg_loss: float
+    seconds: float
+    grad_sq: np.ndarray  # per trainable variable
+    weight_sq: np.ndarray
+    update_sq: np.ndarray
+    act: np.ndarray  # [n_layers, 4]: mean, mean_sq, saturated, alive (NaN = n/a)
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    grad_norm: float | None
+    weight_norm: float | None
+    update_ratio: float | None
+    act_mean: float | None
+    act_std: float | None
+    act_saturated_frac: float | None
+    act_dead_frac: float | None
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+class ProbeStep:
+    """One compiled training step on `model` with `optimizer` that reports stats.
+
+    `model` and `optimizer` are the probe's own (a clone, or the user's objects
+    inside a snapshot/restore when the model cannot be cloned).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: LossFn,
+        layers: list[Any],
+        metas: list[LayerMeta],
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.layers = layers
+        self.metas = metas
+        self.tvars = list(model.trainable_variables)
+        owner = {}
+        for i, layer in enumerate(layers):
+            for v in own_variables(layer):
+                owner[id(v)] = i
+        # Variables owned by a layer we do not list (rare containers) count as -1.
+        self.var_layer = np.array([owner.get(id(v), -1) for v in self.tvars], dtype=np.int64)
+        sizes = [int(np.prod(v.shape)) for v in self.tvars]
+        self.var_sizes = sizes
+        self.taps = ActivationTaps(layers, [m.activation for m in metas])
+        self.tapped: list[int] = []
+        self.disconnected: list[int] = []  # trainable variables with no gradient (None)
+        self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
+        self._fn = tf.function(self._step, reduce_retracing=True)
+
+    def _step(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
+        with self.taps.recording():
+            with tf.GradientTape() as tape:
+                y_pred = self.model(x, training=True)
+                data_loss = tf.cast(self.loss_fn(y, y_pred, sw), tf.float32)
+                extra = [tf.cast(tf.reduce_sum(t), tf.float32) for t in self.model.losses]
+                reg_loss = tf.add_n(extra) if extra else tf.constant(0.0)
+                total = data_loss + reg_loss
+                scaled = (
+                    self.optimizer.scale_loss(total)
+                    if hasattr(self.optimizer, "scale_loss")
+                    else total
+                )
+        self.tapped, act_sums, act_counts = self.taps.stats()
+        losses = tf.stack([total, data_loss, reg_loss])
+        if not self.tvars:
+            return losses, tf.zeros((3, 0)), act_sums, act_counts
+        grads = tape.gradient(scaled, self.tvars)
+        self.disconnected = [i for i, g in enumerate(grads) if g is None]
+        # Per-variable reductions beat one concat + segment_sum on CPU (measured:
+        # segment_sum over all parameters costs more than the whole step).
+        before = [tf.identity(v.value) for v in self.tvars]
+        pairs = [(g, v) for g, v in zip(grads, self.tvars, strict=True) if g is not None]
+        if pairs:
+            self.optimizer.apply_gradients(pairs)
+        zero = tf.constant(0.0)
+        unscale = (
+            1.0 / tf.square(tf.cast(self._scale, tf.float32)) if self._scale is not None else None
+        )
+        g_sq, w_sq, d_sq = [], [], []
+        for g, v, b in zip(grads, self.tvars, before, strict=True):
+            if g is None:
+                g_sq.append(zero)
+            else:
+                if isinstance(g, tf.IndexedSlices):
+                    g = g.values  # rows of an embedding: same norm as the dense gradient
+                g_sq.append(2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)))
+            w_sq.append(2.0 * tf.nn.l2_loss(tf.cast(b, tf.float32)))
+            d_sq.append(2.0 * tf.nn.l2_loss(tf.cast(v.value - b, tf.float32)))
+        g_vec = tf.stack(g_sq)
+        if unscale is not None:
+            # Report the gradient of the real loss, not of the scaled one.
+            g_vec = g_vec * unscale
+        squares = tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
+        return losses, squares, act_sums, act_counts
+
+    def run(self, x: Any, y: Any, sw: Any) -> StepResult:
+        start = time.perf_counter()
+        losses, squares, act_sums, act_counts = self._fn(x, y, sw)
+        losses_np = losses.numpy()
+        squares_np = squares.numpy()
+        sums = act_sums.numpy()
+        counts = act_counts.numpy()
+        seconds = time.perf_counter() - start
+        full_act = np.full((len(self.layers), 4), np.nan)
+        for row, i in enumerate(self.tapped):
+            elements, units = counts[row]
+            s1, s2, saturated, alive = sums[row]
+            per_saturation = elements / units if self.metas[i].activation == "softmax" else elements
+            with np.errstate(invalid="ignore", divide="ignore"):
+                full_act[i] = (s1 / elements, s2 / elements, saturated / per_saturation, alive / units)
+        return StepResult(
+            loss=float(losses_np[0]),
+            data_loss=float(losses_np[1]),
+            reg_loss=float(losses_np[2]),
+            seconds=seconds,
+            grad_sq=squares_np[0],
+            weight_sq=squares_np[1],
+            update_sq=squares_np[2],
+            act=full_act,
+        )
+
+    def layer_figures(self, result: StepResult) -> list[LayerFigures]:
+        n = len(self.layers)
+        per = np.zeros((3, n))
+        known = self.var_layer >= 0
+        for row, values in enumerate((result.grad_sq, result.weight_sq, result.update_sq)):
+            np.add.at(per[row], self.var_layer[known], values[known])
+        has_trainable = np.zeros(n, dtype=bool)
+        has_trainable[self.var_layer[known]] = True
+        tapped = set(self.tapped)
+        figures = []
+        for i in range(n):
+            mean, mean_sq, saturated, alive = result.act[i]
+            if has_trainable[i]:
+                grad = math.sqrt(per[0, i])
+                weight = math.sqrt(per[1, i])
+                update = math.sqrt(per[2, i]) / weight if weight > 0 else None
+            else:
+                grad = weight = update = None
+            if i not in tapped:
+                act_mean = std = None
+            elif math.isfinite(mean) and math.isfinite(mean_sq):
+                act_mean, std = float(mean), math.sqrt(max(mean_sq - mean * mean, 0.0))
+            else:
+                act_mean = std = float("nan")  # non-finite activations: shown as nan
+            figures.append(
+                LayerFigures(
+                    grad_norm=grad,
+                    weight_norm=weight,
+                    update_ratio=update,
+                    act_mean=act_mean,
+                    act_std=std,
+                    act_saturated_frac=_none_if_nan(saturated),
+                    act_dead_frac=None if math.isnan(alive) else 1.0 - float(alive),
+                )
+            )
+        return figures

@@ -1,0 +1,115 @@
+"""The probe's own model and optimizer: a clone carrying the user's weights and
+optimizer *state*, or the user's objects behind a bitwise snapshot/restore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from keras.src.trainers.compile_utils import CompileLoss
+
+
+@dataclass
+class ProbeTarget:
+    model: Any
+    optimizer: Any
+    loss_fn: Any  # (y, y_pred, sample_weight) -> scalar data loss
+    mode: str  # "clone" | "in-place"
+    notes: list[str] = field(default_factory=list)
+    optimizer_state_copied: bool = True
+    _snapshot: list[tuple[Any, np.ndarray]] = field(default_factory=list)
+
+    def restore(self) -> None:
+        """Put back every variable the in-place probe may have changed (no-op for a clone)."""
+        for var, value in self._snapshot:
+            var.assign(value)
+
+
+def ensure_built(model: Any, x: Any) -> None:
+    """Build an unbuilt model on the first batch, as the user's fit would."""
+    if not model.built or not model.weights:
+        model(x)
+
+
+def _user_loss_fn(model: Any) -> Any:
+    """The user's compiled loss as a callable of our own, leaving the user's
+    CompileLoss object unbuilt and untouched."""
+    config = getattr(model, "_compile_config", None)
+    loss = getattr(model, "loss", None)
+    loss_weights = None
+    if config is not None:
+        loss = config.config.get("loss", loss)
+        loss_weights = config.config.get("loss_weights")
+    if loss is None:
+        raise ValueError("the model was compiled without a loss")
+    output_names = getattr(model, "output_names", None)
+    return CompileLoss(loss, loss_weights, output_names=output_names)
+
+
+def _copy_optimizer(user_opt: Any, variables: list[Any]) -> tuple[Any, bool]:
+    """A fresh optimizer of the user's class and config, built on `variables`,
+    carrying the user's slots and iteration count when it has any."""
+    opt = user_opt.__class__.from_config(user_opt.get_config())
+    opt.build(variables)
+    src = list(getattr(user_opt, "variables", []))
+    if not getattr(user_opt, "built", False) or not src:
+        return opt, True
+    dst = list(opt.variables)
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)):
+        return opt, False
+    for s, d in zip(src, dst, strict=True):
+        d.assign(s.value)
+    return opt, True
+
+
+def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> ProbeTarget:
+    """Clone the model (weights copied, optimizer state carried); fall back to
+    probing in place behind a snapshot when the model cannot be cloned."""
+    loss_fn = _user_loss_fn(model)
+    user_opt = model.optimizer
+    try:
+        clone = keras.models.clone_model(model, recursive=True)
+        if not clone.built or not clone.weights:
+            clone(x)
+        src, dst = model.weights, clone.weights
+        if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)):
+            raise ValueError("the clone's weights do not line up with the model's")
+        if {id(v) for v in src} & {id(v) for v in dst}:
+            raise ValueError("the clone shares weights with the model")
+        for s, d in zip(src, dst, strict=True):
+            d.assign(s.value)
+        # Trainable flags set after construction are not all in the config:
+        # copy them top-down (a container's flag propagates, then leaves override).
+        originals = model._flatten_layers(include_self=True, recursive=True)
+        copies = clone._flatten_layers(include_self=True, recursive=True)
+        if len(originals) != len(copies):
+            raise ValueError("the clone's layers do not line up with the model's")
+        for layer, copy in zip(originals, copies, strict=True):
+            if copy.trainable != layer.trainable:
+                copy.trainable = layer.trainable
+        if [tuple(v.shape) for v in model.trainable_variables] != [
+            tuple(v.shape) for v in clone.trainable_variables
+        ]:
+            raise ValueError("the clone's trainable variables differ from the model's")
+        opt, copied = _copy_optimizer(user_opt, list(clone.trainable_variables))
+        target = ProbeTarget(clone, opt, loss_fn, "clone", optimizer_state_copied=copied)
+        if not copied:
+            target.notes.append(
+                "the optimizer's state could not be copied to the clone: update "
+                "ratios are those of a freshly started optimizer"
+            )
+        return target
+    except Exception as exc:  # noqa: BLE001 - any failure means: probe in place
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    # In place: the user's model and optimizer, every variable snapshotted first.
+    if not getattr(user_opt, "built", False):
+        user_opt.build(model.trainable_variables)
+    snapshot = [(v, np.array(v.numpy(), copy=True)) for v in model.variables]
+    snapshot += [(v, np.array(v.numpy(), copy=True)) for v in user_opt.variables]
+    target = ProbeTarget(model, user_opt, loss_fn, "in-place", _snapshot=snapshot)
+    target.notes.append(
+        f"the model could not be cloned ({reason}); probed in place and restored every variable"
+    )
+    return target
