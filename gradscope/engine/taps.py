@@ -22,6 +22,8 @@ from keras.src.layers.layer import Layer
 SIGMOID_TAIL = 0.49  # |y - 0.5| > 0.49
 TANH_TAIL = 0.98  # |y| > 0.98
 SOFTMAX_CONFIDENT = 0.99  # max probability per sample
+MOMENT_SAMPLES = 16  # samples used for mean/std/saturation of large outputs
+LARGE = 1 << 16  # elements in MOMENT_SAMPLES samples above which we subsample
 
 
 
@@ -66,8 +68,12 @@ class ActivationTaps:
         nan = tf.constant(float("nan"), tf.float32)
         s1, s2, sat, alive, counts = [], [], [], [], []
         for i in order:
-            t = tf.cast(self.outputs[i], tf.float32)
+            full = tf.cast(self.outputs[i], tf.float32)
             kind = self.kinds[i]
+            # Moments and saturation are fractions: the first MOMENT_SAMPLES samples
+            # estimate them well and keep big conv maps cheap. Dead units need
+            # every sample ("zero for the whole batch"), so they use `full`.
+            t = full[:MOMENT_SAMPLES] if _is_large(full) else full
             s1.append(tf.reduce_sum(t))
             s2.append(2.0 * tf.nn.l2_loss(t))  # one fused op for sum(t^2)
             if kind == "sigmoid":
@@ -78,11 +84,12 @@ class ActivationTaps:
                 sat.append(_count(tf.reduce_max(t, axis=-1) > SOFTMAX_CONFIDENT))
             else:
                 sat.append(nan)
-            rank = t.shape.rank
+            rank = full.shape.rank
             if kind == "relu" and rank is not None and rank >= 2:
                 # A unit (last axis) is alive if positive for at least one sample;
                 # ReLU outputs are >= 0, so sign(max) is 1 for alive units, 0 for dead.
-                alive.append(tf.reduce_sum(tf.sign(tf.reduce_max(t, axis=list(range(rank - 1))))))
+                unit_max = tf.reduce_max(full, axis=list(range(rank - 1)))
+                alive.append(tf.reduce_sum(tf.sign(unit_max)))
             else:
                 alive.append(nan)
             units = t.shape[-1] if rank else 1
@@ -96,6 +103,17 @@ class ActivationTaps:
             )
         sums = tf.stack([tf.stack(s1), tf.stack(s2), tf.stack(sat), tf.stack(alive)], axis=1)
         return order, sums, tf.stack(counts)
+
+
+def _is_large(t: tf.Tensor) -> bool:
+    """More than LARGE elements per MOMENT_SAMPLES samples (static shape only)."""
+    dims = t.shape.as_list() if t.shape.rank else []
+    if len(dims) < 2 or any(d is None for d in dims[1:]):
+        return False
+    per_sample = 1
+    for d in dims[1:]:
+        per_sample *= int(d)
+    return per_sample * MOMENT_SAMPLES > LARGE
 
 
 def _count(mask: tf.Tensor) -> tf.Tensor:
