@@ -154,14 +154,29 @@ class EventBus:
     def emit(self, event: Event) -> None:
         self.history.append(event)
         for sink in list(self.sinks):
-            sink.handle(event)
+            try:
+                sink.handle(event)
+            except Exception as exc:  # noqa: BLE001 - e.g. disk full: drop this output only
+                self._drop(sink, exc)
+
+    def _drop(self, sink: Sink, exc: Exception) -> None:
+        import sys
+
+        self.sinks.remove(sink)
+        print(
+            f"gradscope: stopped writing {type(sink).__name__} output: {exc}",
+            file=sys.stderr,
+        )
 
     def verdicts(self) -> list[Verdict]:
         return [e.verdict for e in self.history if isinstance(e, VerdictIssued)]
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        for sink in list(self.sinks):
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001
+                self._drop(sink, exc)
 
 
 def _clean(value: Any) -> Any:
