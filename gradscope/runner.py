@@ -18,7 +18,7 @@ import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.machinery import SourceFileLoader
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 from gradscope.errors import UsageError
 from gradscope.intercept import ProbeFinished
@@ -57,18 +57,18 @@ class ScriptOutcome:
             return ""
         return "".join(traceback.format_exception(self.error))
 
-    def print_traceback(self, file: TextIO | None = None) -> None:
-        """Show the user's traceback as python would (a hook the script installed included)."""
+    def print_traceback(self) -> None:
+        """Show the user's traceback on stderr as python would, through a hook the script set."""
         if self.error is None:
             return
         hook = sys.excepthook
-        if file is None and hook is not sys.__excepthook__:
+        if hook is not sys.__excepthook__:
             try:
                 hook(type(self.error), self.error, self.error.__traceback__)
                 return
             except Exception:
                 pass  # a broken hook must not hide the user's error: fall back
-        print(self.format_traceback(), end="", file=file or sys.stderr)
+        print(self.format_traceback(), end="", file=sys.stderr)
 
 
 def prepare(path: str) -> Script:

@@ -13,6 +13,8 @@ from gradscope.errors import GradscopeError, UsageError
 from gradscope.events import Event, RunFinished, RunStarted, VerdictIssued, from_json
 from gradscope.verdicts import rank
 
+_FIX = "        fix: "
+
 
 def view(path: str) -> int:
     """Print the verdicts of the run recorded in `path` (a `--record` JSON Lines file)."""
@@ -31,7 +33,9 @@ def view(path: str) -> int:
     for verdict in verdicts:
         print(f"{verdict.severity:<7} {verdict.check}  {verdict.subject}: {verdict.message}", file=out)
         if verdict.fix:
-            print(f"        fix: {verdict.fix}", file=out)
+            # A fix may hold code on several lines: keep it under the "fix:" column.
+            fix = verdict.fix.replace("\n", "\n" + " " * len(_FIX))
+            print(f"{_FIX}{fix}", file=out)
     return 0
 
 

@@ -359,7 +359,7 @@ def test_view_lists_the_recorded_verdicts_most_likely_cause_first(tmp_path, caps
                       message="the loss did not move", fix="", kind="symptom")
     error = Verdict(check="labels-mismatch", severity="error", subject="loss",
                     message="labels are one-hot but the loss expects integers",
-                    fix="use categorical_crossentropy")
+                    fix="use:\n    loss='categorical_crossentropy'")
     events = [
         RunStarted(script="train.py", argv=("train.py",), gradscope_version="0.1.0", started_at=0.0),
         VerdictIssued(warning),
@@ -374,7 +374,8 @@ def test_view_lists_the_recorded_verdicts_most_likely_cause_first(tmp_path, caps
     assert capsys.readouterr().out.splitlines() == [
         "run of train.py (probe-only, exit 1)",
         "error   labels-mismatch  loss: labels are one-hot but the loss expects integers",
-        "        fix: use categorical_crossentropy",
+        "        fix: use:",
+        "                 loss='categorical_crossentropy'",
         "warning loss-flat  model: the loss did not move",
     ]
 
