@@ -225,3 +225,20 @@ def test_null_bytes_are_a_usage_error(tmp_path):
     script.write_bytes(b"x = 1\x00\n")
     with pytest.raises(UsageError, match="cannot run"):
         runner.prepare(str(script))
+
+
+def test_an_excepthook_the_script_installs_shows_its_error(tmp_path, monkeypatch, capsys):
+    # given a script that formats its own errors (rich, IPython...), as python would honour
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # put back whatever it sets
+    script = write(
+        tmp_path / "train.py",
+        """\
+        import sys
+        sys.excepthook = lambda kind, error, tb: print("pretty:", error, file=sys.stderr)
+        raise ValueError("bad shape")
+        """,
+    )
+
+    run(script).print_traceback()
+
+    assert capsys.readouterr().err == "pretty: bad shape\n"
