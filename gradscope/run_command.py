@@ -8,6 +8,7 @@ import time
 from gradscope import __version__, runner
 from gradscope.errors import GradscopeError
 from gradscope.events import EventBus, RunStarted
+from gradscope.intercept import intercept_fit  # light: Keras is imported on entry
 from gradscope.options import RunOptions
 from gradscope.runner import ScriptOutcome
 from gradscope.session import Session
@@ -38,15 +39,13 @@ def run(options: RunOptions) -> int:
     # Only a bug of ours leaves these as they are.
     status, code = "gradscope-error", 1
     try:
-        from gradscope.intercept import intercept_fit
-
         with intercept_fit(session.on_fit):
             outcome = runner.run_script(script, options.script_args)
         status, code = _conclude(outcome, session, options.script)
     except GradscopeError as error:
         status, code = "gradscope-error", error.exit_code
         raise
-    except KeyboardInterrupt:  # Ctrl-C outside the script (importing Keras, the probe)
+    except KeyboardInterrupt:  # Ctrl-C outside the script (while Keras is imported)
         status, code = "interrupted", 130
         _say("interrupted")
     finally:
