@@ -30,6 +30,11 @@ class ArrayFacts:
     one_hot: bool  # rank >= 2, last axis > 1, values in {0,1}, every row sums to 1
     multi_hot: bool  # values in {0,1}, last axis > 1, some row sums to more than 1
     numeric: bool = True
+    absmax: float = 0.0  # largest |value|
+    feature_scale_ratio: float = 1.0  # max/min over features of per-feature max |x| (0 excluded)
+    constant_features: bool = False  # every feature is constant across samples
+    majority_fraction: float = float("nan")  # share of the most common class (class labels)
+    row_sums_one: bool = False  # rank >= 2, last axis > 1, every row sums to ~1 (soft labels)
 
 
 def summarize(array: object) -> ArrayFacts | None:
@@ -58,7 +63,34 @@ def summarize(array: object) -> ArrayFacts | None:
         row_sums = f.reshape(-1, a.shape[-1]).sum(axis=1)
         one_hot = bool(np.all(row_sums == 1))
         multi_hot = bool(np.any(row_sums > 1))
+    absmax = float(np.abs(vals).max())
+    ratio = 1.0
+    constant_features = False
+    if a.ndim >= 1 and a.shape[0] > 0:
+        per_sample = f.reshape(a.shape[0], -1)
+        if a.ndim >= 2:
+            feats = np.abs(np.nan_to_num(f, posinf=0, neginf=0)).reshape(-1, a.shape[-1]).max(axis=0)
+            nonzero = feats[feats > 0]
+            if nonzero.size >= 2:
+                ratio = float(nonzero.max() / nonzero.min())
+        if a.shape[0] > 1:
+            constant_features = bool(np.all(np.nanmax(per_sample, 0) == np.nanmin(per_sample, 0)))
+    majority = float("nan")
+    if one_hot:
+        counts = np.bincount(f.reshape(-1, a.shape[-1]).argmax(axis=1))
+        majority = float(counts.max() / counts.sum())
+    elif integer_valued and (a.ndim == 1 or a.shape[-1] == 1) and uniq.size <= MAX_UNIQUE:
+        _, counts = np.unique(vals, return_counts=True)
+        majority = float(counts.max() / counts.sum())
+    row_sums_one = False
+    if a.ndim >= 2 and a.shape[-1] > 1 and not nonfinite and vals.min() >= 0:
+        row_sums_one = bool(np.allclose(f.reshape(-1, a.shape[-1]).sum(axis=1), 1.0, atol=1e-3))
     return ArrayFacts(
+        absmax=absmax,
+        feature_scale_ratio=ratio,
+        constant_features=constant_features,
+        majority_fraction=majority,
+        row_sums_one=row_sums_one,
         shape=tuple(int(d) for d in a.shape),
         dtype=str(a.dtype),
         n=int(a.shape[0]) if a.ndim else 1,
@@ -99,6 +131,11 @@ class ModelFacts:
     frozen_layers: tuple[str, ...]  # weighted layers with trainable=False
     outputs: tuple[OutputFacts, ...] = ()
     inputs: tuple[ArrayFacts, ...] = ()
+    # What the first layer with weights actually receives (after any Rescaling,
+    # Normalization or in-call preprocessing), and that layer's type.
+    first_layer_input: ArrayFacts | None = None
+    first_layer_type: str = ""
+    metrics: tuple[str, ...] = ()  # metric names as compiled, lower case
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 

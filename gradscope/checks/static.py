@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ArrayFacts, ModelFacts, OutputFacts
 from gradscope.verdicts import Verdict
@@ -215,11 +217,393 @@ def frozen(facts: ModelFacts) -> list[Verdict]:
     return []
 
 
-def run_static(facts: ModelFacts) -> list[Verdict]:
+# --- issue 3: the rest of the static catalogue ---------------------------------
+
+PROBABILITY_LOSSES = CROSS_ENTROPIES
+REGRESSION_LOSSES = ("mse", "mae", "huber", "logcosh", "msle", "mape")
+SQUARED_LOSSES = ("mse", "huber", "logcosh", "msle")
+
+# Input scale (docs/checks.md): raw pixels (0-255) and unscaled tabular columns
+# (incomes, areas) are the usual offenders; |x| up to ~20 (e.g. digits 0-16)
+# trains fine with the default initialisers.
+INPUT_ABSMAX = 100.0
+FEATURE_RATIO = 1e3
+TARGET_SCALE = 1e3  # regression targets: max(|mean|, std)
+IMBALANCE = 0.90
+
+
+def _is_classification(out: OutputFacts) -> bool:
+    return out.loss in CROSS_ENTROPIES
+
+
+def _class_like(labels: ArrayFacts) -> bool:
+    return labels.one_hot or (
+        labels.integer_valued and labels.n_unique <= 50 and labels.min >= 0
+    )
+
+
+def logits_mismatch(out: OutputFacts) -> list[Verdict]:
+    if out.loss not in PROBABILITY_LOSSES:
+        return []
+    if out.from_logits and out.activation in ("softmax", "sigmoid"):
+        return [
+            verdict(
+                "logits-mismatch",
+                out.layer,
+                f"the loss '{out.loss_display}' has from_logits=True but '{out.layer}' already "
+                f"applies {out.activation}: the loss squashes the probabilities a second time, "
+                "so the gradient is tiny and the predictions barely move.",
+                f"Drop one of the two: either activation=None on '{out.layer}' and keep "
+                f"from_logits=True, or keep the {out.activation} and use from_logits=False.",
+                activation=out.activation,
+            )
+        ]
+    if out.from_logits is False and out.activation in ("linear", None):
+        return [
+            verdict(
+                "logits-mismatch",
+                out.layer,
+                f"'{out.layer}' has a linear output (no activation) but the loss "
+                f"'{out.loss_display}' expects probabilities (from_logits=False): raw scores "
+                "outside [0, 1] are clipped and their gradients lost.",
+                "Tell the loss it gets logits: "
+                f"loss=keras.losses.{_loss_class(out.loss)}(from_logits=True)",
+                severity="warning",
+                activation=out.activation or "linear",
+            )
+        ]
+    return []
+
+
+def _loss_class(kind: str | None) -> str:
+    return {
+        CATEGORICAL: "CategoricalCrossentropy",
+        SPARSE: "SparseCategoricalCrossentropy",
+        BINARY: "BinaryCrossentropy",
+    }.get(kind or "", "CategoricalCrossentropy")
+
+
+def output_activation_mismatch(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    act = out.activation
     found: list[Verdict] = []
+
+    def add(message: str, fix: str, severity: str = "error") -> None:
+        found.append(
+            verdict("output-activation-mismatch", out.layer, message, fix,
+                    severity=severity, activation=act)  # type: ignore[arg-type]
+        )
+
+    if _is_classification(out) and act == "relu":
+        add(
+            f"'{out.layer}' ends a classifier with ReLU: negative scores are cut to 0 with zero "
+            "gradient, so classes can get stuck at 0 and never recover.",
+            "Use softmax (one unit per class) or sigmoid (one unit, two classes), or no "
+            "activation with from_logits=True in the loss.",
+        )
+    elif _is_classification(out) and act == "tanh":
+        add(
+            f"'{out.layer}' feeds tanh outputs (range -1..1) to cross-entropy, which expects "
+            "probabilities in [0, 1].",
+            "Use sigmoid or softmax on the output layer.",
+        )
+    if labels is None or not labels.numeric or not labels.finite:
+        return found
+    if act in ("softmax",) and labels.multi_hot and out.loss in (CATEGORICAL, BINARY):
+        add(
+            f"the targets are multi-label (rows of {labels.shape[-1]} with several 1s) but "
+            f"'{out.layer}' uses softmax, which makes the classes compete for one unit of "
+            "probability.",
+            f"For multi-label targets: Dense({labels.shape[-1]}, activation='sigmoid') with "
+            "loss='binary_crossentropy'.",
+        )
+    if out.loss in REGRESSION_LOSSES and not _looks_like_classes(out, labels):
+        if act in ("sigmoid", "softmax") and (labels.min < 0 or labels.max > 1):
+            add(
+                f"'{out.layer}' uses {act} (outputs in [0, 1]) but the regression targets "
+                f"range from {labels.min:.4g} to {labels.max:.4g}: most targets are out of reach.",
+                "Use a linear output for regression: Dense(1) (activation=None), and "
+                "standardise the targets.",
+            )
+        elif act == "relu" and labels.min < 0:
+            add(
+                f"'{out.layer}' uses ReLU (outputs >= 0) but some targets are negative "
+                f"(min {labels.min:.4g}): those can never be reached.",
+                "Use a linear output: Dense(1) with activation=None.",
+            )
+        elif act == "tanh" and (labels.min < -1 or labels.max > 1):
+            add(
+                f"'{out.layer}' uses tanh (outputs in [-1, 1]) but the targets range from "
+                f"{labels.min:.4g} to {labels.max:.4g}.",
+                "Use a linear output (activation=None), or scale the targets into [-1, 1].",
+            )
+    return found
+
+
+def _looks_like_classes(out: OutputFacts, labels: ArrayFacts) -> bool:
+    return labels.one_hot or (
+        labels.integer_valued and labels.n_unique <= 2 and out.activation in ("sigmoid", "softmax")
+    )
+
+
+def regression_target_classification(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or not labels.numeric or not labels.finite:
+        return []
+    if out.loss == SPARSE and not labels.integer_valued:
+        bad = True
+    elif out.loss == CATEGORICAL and not labels.integer_valued and not labels.row_sums_one:
+        bad = True
+    else:
+        bad = False
+    if not bad:
+        return []
+    return [
+        verdict(
+            "regression-target-classification",
+            "labels",
+            f"the targets are continuous (e.g. values from {labels.min:.4g} to {labels.max:.4g}, "
+            f"{labels.n_unique if labels.n_unique <= 50 else 'many'} distinct) but the loss "
+            f"'{out.loss_display}' is for classes.",
+            "For a numeric target use a regression loss and a linear output: Dense(1) with "
+            "loss='mse' (or 'mae'); for classes, turn the targets into integer ids first.",
+            min=labels.min,
+            max=labels.max,
+        )
+    ]
+
+
+def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or out.loss not in REGRESSION_LOSSES or labels.integer_valued:
+        return []
+    names = [m for m in facts.metrics if "accuracy" in m or m == "acc"]
+    if not names:
+        return []
+    return [
+        verdict(
+            "accuracy-on-regression",
+            "loss",
+            f"metrics={names} on continuous targets with '{out.loss_display}': accuracy counts "
+            "exact matches, so it stays near 0 however well the model fits.",
+            "Judge regression by the loss or MAE: metrics=['mae']",
+            metrics=names,
+        )
+    ]
+
+
+def unscaled_targets(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite:
+        return []
+    scale = max(abs(labels.mean), labels.std)
+    if scale < TARGET_SCALE:
+        return []
+    return [
+        verdict(
+            "unscaled-targets",
+            "labels",
+            f"the regression targets are far from unit scale (mean {labels.mean:.4g}, std "
+            f"{labels.std:.4g}, max {labels.max:.4g}) with '{out.loss_display}': the initial loss "
+            "and gradients are huge and the output layer must grow enormous weights.",
+            "Standardise the targets and undo it on predictions:\n"
+            "    mu, sd = y_train.mean(), y_train.std()\n"
+            "    model.fit(x, (y_train - mu) / sd, ...)\n"
+            "    y_pred = model.predict(x) * sd + mu",
+            mean=labels.mean,
+            std=labels.std,
+        )
+    ]
+
+
+def mse_for_classification(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or out.loss not in REGRESSION_LOSSES:
+        return []
+    if out.activation not in ("softmax", "sigmoid"):
+        return []
+    if not (labels.one_hot or (labels.integer_valued and labels.n_unique <= 50 and labels.min >= 0)):
+        return []
+    if out.activation == "sigmoid" and not labels.one_hot and labels.max > 1:
+        return []  # class ids > 1 into a sigmoid: output-activation-mismatch's business
+    return [
+        verdict(
+            "mse-for-classification",
+            "loss",
+            f"'{out.loss_display}' on class labels ({'one-hot' if labels.one_hot else 'integer ids'}, "
+            f"values {_values(labels)}) with a {out.activation} output: squared error on "
+            "probabilities gives weak gradients once a prediction is wrong and confident.",
+            "Use cross-entropy: loss='binary_crossentropy' for a sigmoid output, "
+            "'categorical_crossentropy' (one-hot) or 'sparse_categorical_crossentropy' "
+            "(integer ids) for softmax.",
+            severity="warning",
+        )
+    ]
+
+
+def constant_labels(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or not labels.numeric or not labels.finite or labels.n < 2:
+        return []
+    constant = labels.n_unique == 1 or (labels.one_hot and labels.majority_fraction == 1.0)
+    if not constant:
+        return []
+    value = f"{labels.unique[0]:g}" if labels.n_unique == 1 else "the same one-hot row"
+    return [
+        verdict(
+            "constant-labels",
+            "labels",
+            f"all {labels.n} labels in the sample are {value}: there is nothing to learn except "
+            "that constant.",
+            "Check how the labels are built (e.g. a column overwritten, a threshold that "
+            "puts everything in one class, y = np.zeros(...) left over).",
+            n=labels.n,
+        )
+    ]
+
+
+def class_imbalance(out: OutputFacts) -> list[Verdict]:
+    labels = out.labels
+    if labels is None or not labels.numeric or not _is_classification(out):
+        return []
+    if not _class_like(labels):
+        return []
+    share = labels.majority_fraction
+    if math.isnan(share) or share < IMBALANCE or share >= 1.0:
+        return []
+    return [
+        verdict(
+            "class-imbalance",
+            "labels",
+            f"the majority class holds {share:.0%} of the labels: a model that always predicts "
+            f"it scores {share:.0%} accuracy while learning nothing.",
+            "Weight the classes, resample, or judge by per-class recall / AUC:\n"
+            "    from sklearn.utils.class_weight import compute_class_weight\n"
+            "    w = compute_class_weight('balanced', classes=np.unique(y), y=y)\n"
+            "    model.fit(x, y, class_weight=dict(enumerate(w)), ...)",
+            majority_fraction=share,
+        )
+    ]
+
+
+def nonfinite_input(facts: ModelFacts) -> list[Verdict]:
+    found: list[Verdict] = []
+    for i, inp in enumerate(facts.inputs):
+        if inp.numeric and not inp.finite:
+            found.append(
+                verdict(
+                    "nonfinite-input",
+                    "inputs",
+                    f"input {i} holds {inp.nonfinite_count} NaN/Inf values (shape {inp.shape}): "
+                    "one NaN makes the loss and every gradient NaN.",
+                    "Clean or impute them before training:\n"
+                    "    x = np.nan_to_num(x)   # or drop / impute the rows",
+                    count=inp.nonfinite_count,
+                )
+            )
+    for out in facts.outputs:
+        labels = out.labels
+        if labels is not None and labels.numeric and not labels.finite:
+            found.append(
+                verdict(
+                    "nonfinite-input",
+                    "labels",
+                    f"the labels for '{out.name}' hold {labels.nonfinite_count} NaN/Inf values.",
+                    "Drop or fix those rows: keep = np.isfinite(y).all(axis=-1) if y.ndim > 1 "
+                    "else np.isfinite(y); x, y = x[keep], y[keep]",
+                    count=labels.nonfinite_count,
+                )
+            )
+    return found
+
+
+def constant_input(facts: ModelFacts) -> list[Verdict]:
+    found: list[Verdict] = []
+    for i, inp in enumerate(facts.inputs):
+        if not inp.numeric or not inp.finite or inp.n < 2:
+            continue
+        if inp.absmax == 0.0 or inp.constant_features:
+            what = "all zero" if inp.absmax == 0.0 else "the same for every sample"
+            found.append(
+                verdict(
+                    "constant-input",
+                    "inputs",
+                    f"input {i} (shape {inp.shape}) is {what}: the model cannot tell samples "
+                    "apart, so it can only learn the average label.",
+                    "Check the preprocessing (an integer division that floors to 0, an "
+                    "array overwritten, the wrong column selected).",
+                    absmax=inp.absmax,
+                )
+            )
+    return found
+
+
+# First layers that take ids or normalise their input themselves.
+_SELF_SCALING = (
+    "Embedding", "BatchNormalization", "LayerNormalization", "Normalization",
+    "GroupNormalization", "UnitNormalization", "CategoryEncoding", "Hashing",
+)
+
+
+def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
+    if facts.first_layer_type in _SELF_SCALING:
+        return []
+    # Judge what the first weighted layer receives: a Rescaling layer or an
+    # `x / 255` inside call() has already fixed raw pixels.
+    inputs = [facts.first_layer_input] if facts.first_layer_input is not None else facts.inputs
+    found: list[Verdict] = []
+    for i, inp in enumerate(inputs):
+        if inp is None:
+            continue
+        if not inp.numeric or not inp.finite or inp.absmax == 0.0:
+            continue
+        if inp.absmax >= INPUT_ABSMAX:
+            found.append(
+                verdict(
+                    "unnormalized-input",
+                    "inputs",
+                    f"input {i} reaches |x| = {inp.absmax:.4g} (mean {inp.mean:.4g}, std "
+                    f"{inp.std:.4g}): far from unit scale, which saturates sigmoid/tanh units "
+                    "and makes the first layer's gradients huge.",
+                    "Scale the inputs, e.g. x = x / 255.0 for pixels, or standardise:\n"
+                    "    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-7)\n"
+                    "or put keras.layers.Normalization() (adapted on x) first in the model.",
+                    severity="warning",
+                    absmax=inp.absmax,
+                )
+            )
+        elif inp.feature_scale_ratio >= FEATURE_RATIO and inp.absmax >= 10:
+            found.append(
+                verdict(
+                    "unnormalized-input",
+                    "inputs",
+                    f"input {i}'s features differ in scale by {inp.feature_scale_ratio:.2g}x "
+                    f"(largest |x| {inp.absmax:.4g}): the large columns dominate the first layer.",
+                    "Standardise each feature: x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-7)",
+                    severity="warning",
+                    ratio=inp.feature_scale_ratio,
+                )
+            )
+    return found
+
+
+def run_static(facts: ModelFacts) -> list[Verdict]:
+    """Every static check; inputs first (their causes explain label-side symptoms too)."""
+    found: list[Verdict] = []
+    found += nonfinite_input(facts)
+    found += constant_input(facts)
     found += frozen(facts)
     for out in facts.outputs:
         found += single_unit_softmax(out)
         found += loss_output_mismatch(out)
         found += loss_label_mismatch(out)
+        found += logits_mismatch(out)
+        found += output_activation_mismatch(out)
+        found += regression_target_classification(out)
+        found += constant_labels(out)
+        found += class_imbalance(out)
+        found += mse_for_classification(out)
+        found += unscaled_targets(out)
+        found += accuracy_on_regression(facts, out)
+    found += unnormalized_input(facts)
     return found

@@ -86,11 +86,16 @@ def _labels_per_output(y: Any, output_names: list[str]) -> list[Any]:
 
 
 @contextmanager
-def _record_layer_outputs(found: dict[int, Any]) -> Iterator[None]:
-    """Map id(output tensor) -> the layer that produced it, during one eager call."""
+def _record_layer_outputs(found: dict[int, Any], first: list[Any]) -> Iterator[None]:
+    """Map id(output tensor) -> the layer that produced it, during one eager call;
+    `first` gets (layer, input) of the first leaf layer with weights to run."""
     original = Layer.__call__
 
     def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if not first and own_variables(layer) and not getattr(layer, "_layers", None) and args:
+            leaves = [t for t in tree.flatten(args[0]) if hasattr(t, "shape")]
+            if leaves:
+                first.append((layer, leaves[0]))
         out = original(layer, *args, **kwargs)
         for t in tree.flatten(out):
             found.setdefault(id(t), layer)
@@ -103,20 +108,35 @@ def _record_layer_outputs(found: dict[int, Any]) -> Iterator[None]:
         Layer.__call__ = original  # type: ignore[method-assign]
 
 
-def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any]]:
-    """(predictions per output, the layer that produced each), from one eager
-    inference call; the innermost producing layer wins for nested models."""
+def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """(predictions per output, the layer that produced each, [(first weighted
+    layer, its input)]) from one eager inference call; the innermost producing
+    layer wins for nested models."""
     produced: dict[int, Any] = {}
-    with _record_layer_outputs(produced):
+    first: list[Any] = []
+    with _record_layer_outputs(produced, first):
         y_pred = model(x, training=False)
     outputs = tree.flatten(y_pred)
     leaves = probe_layers(model)
-    return outputs, [produced.get(id(t), leaves[-1] if leaves else None) for t in outputs]
+    producers = [produced.get(id(t), leaves[-1] if leaves else None) for t in outputs]
+    return outputs, producers, first
+
+
+def _metric_names(metrics: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for m in tree.flatten(metrics) if metrics is not None else []:
+        if m is None:
+            continue
+        if isinstance(m, str):
+            names.append(m.lower())
+        else:
+            names.append(str(getattr(m, "name", None) or getattr(m, "__name__", type(m).__name__)).lower())
+    return tuple(names)
 
 
 def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray]]:
     """Static facts and the predictions at initialisation (one eager call on `x`)."""
-    outputs, producers = output_layers(model, x)
+    outputs, producers, first = output_layers(model, x)
     names = list(getattr(model, "output_names", None) or [])
     if len(names) != len(outputs):
         names = [f"output_{i}" for i in range(len(outputs))]
@@ -145,6 +165,13 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
     weighted = [layer for layer in probe_layers(model) if own_variables(layer)]
     frozen = [layer.name for layer in weighted if not layer.trainable and layer.weights]
     inputs = [summarize(leaf) for leaf in tree.flatten(x)]
+    first_input = first_type = None
+    if first:
+        first_type = type(first[0][0]).__name__
+        try:
+            first_input = summarize(np.asarray(first[0][1]))
+        except Exception:  # noqa: BLE001 - symbolic or exotic tensors: judge raw inputs
+            first_input = None
     facts = ModelFacts(
         name=model.name,
         total_params=int(sum(int(np.prod(v.shape)) for v in model.weights)),
@@ -153,5 +180,8 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
         frozen_layers=tuple(frozen),
         outputs=tuple(outs),
         inputs=tuple(i for i in inputs if i is not None),
+        first_layer_input=first_input,
+        first_layer_type=first_type or "",
+        metrics=_metric_names(config.config.get("metrics") if config is not None else None),
     )
     return facts, [np.asarray(t) for t in outputs]
