@@ -18,3 +18,4 @@ class RunOptions:
     probe_only: bool = False
     seed: int | None = None
     force: bool = False
+    budget: float = 6.0  # seconds for the experiments after the probe steps

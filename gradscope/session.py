@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,28 @@ class Session:
         if "GRADSCOPE_DEBUG" in os.environ:
             traceback.print_exception(exc, file=sys.stderr)
 
+    def _note_experiments(self, e: Any) -> None:
+        """What the experiments measured, for the record and the UI."""
+        lines = [
+            f"overfit 32 samples for {e.overfit_steps} steps: loss {e.overfit_loss_start:.4g} "
+            f"-> {e.overfit_loss_end:.4g}"
+            + (
+                f", accuracy {e.overfit_acc_start:.0%} -> {e.overfit_acc_end:.0%}"
+                if e.overfit_acc_end is not None and e.overfit_acc_start is not None
+                else ""
+            ),
+        ]
+        if e.sweep:
+            points = ", ".join(f"{p.lr:.0e}: {p.loss:.4g}" for p in e.sweep)
+            lines.append(f"learning-rate sweep ({e.sweep_steps} steps each), loss after: {points}")
+        if e.heldout_acc is not None:
+            lines.append(
+                f"held-back subset: train accuracy {e.heldout_train_acc:.0%}, held-back "
+                f"{e.heldout_acc:.0%} (majority class {e.heldout_majority:.0%})"
+            )
+        for line in lines:
+            self.bus.emit(Note("info", line))
+
     def _diagnose(self, call: Any) -> tuple[tuple, dict]:
         from gradscope.engine.fitdata import capture_fit_data
         from gradscope.engine.rng import preserved_rng
@@ -121,6 +144,7 @@ class Session:
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.dynamic import run_dynamic
         from gradscope.checks.static import run_static
+        from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import model_facts
         from gradscope.engine.layers import describe, probe_layers
         from gradscope.engine.probe import ProbeStep
@@ -160,6 +184,9 @@ class Session:
             xt, yt, swt = _to_tensors(x0), _to_tensors(y0), _to_tensors(sw0)
             # Build the loss object eagerly: variables cannot be created inside tf.function.
             target.loss_fn(yt, target.model(xt, training=False), swt)
+            trainer = Trainer(target.model, target.optimizer, target.loss_fn)
+            eval_set = (_head(sx, 256), _head(sy, 256))
+            eval_before = trainer.evaluate(_to_tensors(eval_set[0]), _to_tensors(eval_set[1]))
             probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
             series: list[Any] = []
             for step in range(max(1, self.options.steps)):
@@ -199,7 +226,44 @@ class Session:
                     )
                 )
             self.bus.emit(PhaseChanged("experiments"))
-            self._issue(run_dynamic(_probe_facts(metas, series)))
+            out = facts.outputs[0] if facts.outputs else None
+            classification = out is not None and out.loss in (
+                "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"
+            )
+            n_classes = None
+            if out is not None and classification:
+                n_classes = out.units if out.units and out.units > 1 else 2
+            step_seconds = float(np.median([r.seconds for r, _ in series]))
+            experiments = None
+            try:
+                experiments = run_experiments(
+                    trainer, sample, batches, eval_before, eval_set, step_seconds,
+                    from_logits=out.from_logits if out is not None else None,
+                    classification=classification,
+                    budget_seconds=self.options.budget,
+                    seed=self.options.seed or 0,
+                )
+                experiments = replace(
+                    experiments, optimizer_name=type(
+                        getattr(target.optimizer, "inner_optimizer", target.optimizer)
+                    ).__name__
+                )
+                self._note_experiments(experiments)
+            except Exception as exc:  # noqa: BLE001 - the probe's own verdicts still stand
+                self.bus.emit(Note("warning", f"experiments skipped: {type(exc).__name__}: {exc}"))
+            probe_facts = _probe_facts(
+                metas, series,
+                disconnected=[
+                    f"{_owner_name(probe, i)}/{probe.tvars[i].name}" for i in probe.disconnected
+                ],
+                output_layers=[o.layer for o in facts.outputs],
+            )
+            self._issue(
+                run_dynamic(
+                    probe_facts, experiments, classification, n_classes,
+                    out.loss if out is not None else None,
+                )
+            )
         finally:
             target.restore()
 
@@ -244,8 +308,6 @@ def _user_trainable_facts(model: Any) -> tuple[int, int, tuple[str, ...], tuple[
 
 
 def _with_trainable(facts: Any, user: tuple[int, int, tuple[str, ...], tuple[str, ...]]) -> Any:
-    from dataclasses import replace
-
     total, trainable, weighted, frozen = user
     return replace(
         facts,
@@ -256,7 +318,17 @@ def _with_trainable(facts: Any, user: tuple[int, int, tuple[str, ...], tuple[str
     )
 
 
-def _probe_facts(metas: list[Any], series: list[Any]) -> Any:
+def _owner_name(probe: Any, var_index: int) -> str:
+    layer = int(probe.var_layer[var_index])
+    return probe.metas[layer].name if layer >= 0 else "model"
+
+
+def _probe_facts(
+    metas: list[Any],
+    series: list[Any],
+    disconnected: list[str] | None = None,
+    output_layers: list[str] | None = None,
+) -> Any:
     from gradscope.checks.facts import ProbeFacts
 
     def grid(attr: str) -> np.ndarray:
@@ -279,5 +351,9 @@ def _probe_facts(metas: list[Any], series: list[Any]) -> Any:
         act_finite=~tapped | np.isfinite(act_mean),
         saturated=grid("act_saturated_frac"),
         dead=grid("act_dead_frac"),
+        data_losses=np.array([r.data_loss for r, _ in series], dtype=np.float64),
+        reg_losses=np.array([r.reg_loss for r, _ in series], dtype=np.float64),
+        disconnected=tuple(disconnected or ()),
+        output_layers=tuple(output_layers or ()),
     )
 

@@ -51,8 +51,16 @@ class Verdict:
 
 
 def rank_key(verdict: Verdict, arrival: int = 0) -> tuple[int, int, int]:
-    """Most likely root cause first: severity, then causes before symptoms, then arrival."""
-    return (SEVERITY_ORDER.get(verdict.severity, 3), 0 if verdict.kind == "cause" else 1, arrival)
+    """Most likely root cause first: causes (error, then warning) before the
+    symptoms they explain, then symptoms, then `info` notes; ties keep arrival order.
+    A warning-level cause outranks an error-level symptom: the symptom says
+    *that* it does not learn, the cause says *why*."""
+    severity = SEVERITY_ORDER.get(verdict.severity, 3)
+    if severity >= SEVERITY_ORDER["info"]:
+        tier = 2
+    else:
+        tier = 0 if verdict.kind == "cause" else 1
+    return (tier, severity, arrival)
 
 
 def rank(verdicts: Iterable[Verdict]) -> list[Verdict]:

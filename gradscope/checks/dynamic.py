@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gradscope.checks.catalogue import verdict
-from gradscope.checks.facts import ProbeFacts
+from gradscope.checks.facts import ExperimentFacts, ProbeFacts
 from gradscope.verdicts import Verdict
 
 # Vanishing gradients (docs/checks.md): ratio of the first trainable layer's
@@ -117,9 +117,399 @@ _VANISH_FIX = (
 )
 
 
-def run_dynamic(p: ProbeFacts) -> list[Verdict]:
+# --- issue 3: the rest of the dynamic catalogue ---------------------------------
+
+# TheDeepChecker's healthy band for ||dW||/||W|| per step is [1e-4, 1e-1].
+UPDATE_HIGH = 1e-1
+UPDATE_LOW = 1e-6
+DEAD = 0.5  # share of a ReLU layer's units that never fire
+SATURATED = 0.5  # share of sigmoid/tanh outputs in the flat tails
+EXPLODE_ERROR = 1e8  # gradient norm
+EXPLODE_GROWTH = 1e2  # growth over the probe steps, monotonic
+REG_DOMINATES = 10.0  # regularisation loss / data loss
+
+
+def _median_over_steps(grid: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(grid, axis=0) if grid.size else np.zeros(0)
+
+
+def zero_gradient(p: ProbeFacts) -> list[Verdict]:
     found: list[Verdict] = []
-    found += nonfinite_loss(p)
-    if not found:
-        found += vanishing_gradient(p)
+    if p.disconnected:
+        shown = ", ".join(p.disconnected[:6])
+        found.append(
+            verdict(
+                "zero-gradient",
+                p.disconnected[0].split("/")[0],
+                f"{len(p.disconnected)} trainable variable(s) get no gradient at all "
+                f"(not connected to the loss): {shown}.",
+                "Make sure every trainable layer is used on the path to the model's outputs "
+                "(a layer created but never called, an output not in the loss, a "
+                "tf.stop_gradient or a non-differentiable op such as argmax or round).",
+                severity="warning",
+                variables=list(p.disconnected[:20]),
+            )
+        )
+    if p.grad_norm.size == 0 or not np.all(np.isfinite(p.losses)):
+        return found
+    zero_every_step = np.all(p.grad_norm == 0.0, axis=0)
+    names = [p.layers[i] for i in np.where(zero_every_step)[0]]
+    with_weights = [i for i in range(len(p.layers)) if np.any(np.isfinite(p.grad_norm[:, i]))]
+    if names:
+        everything = len(names) == len(with_weights)
+        found.append(
+            verdict(
+                "zero-gradient",
+                names[0],
+                f"{'every' if everything else len(names)} trainable layer"
+                f"{'' if len(names) == 1 else 's'} ({', '.join(names[:6])}) got an exactly-zero "
+                f"gradient in all {p.grad_norm.shape[0]} probe steps: "
+                f"{'nothing' if everything else 'they'} can learn.",
+                "Exact zeros usually come from dead ReLUs, a saturated or constant output "
+                "(softmax over one unit, clipped probabilities), or zero inputs: fix the "
+                "cause reported with this verdict.",
+                severity="error" if everything else "warning",
+                layers=names[:20],
+            )
+        )
+    return found
+
+
+def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
+    if p.grad_norm.size == 0:
+        return []
+    totals = np.sqrt(np.nansum(np.where(np.isfinite(p.grad_norm), p.grad_norm, 0.0) ** 2, axis=1))
+    if totals.size == 0:
+        return []
+    peak = float(totals.max())
+    growing = (
+        totals.size >= 3
+        and totals[0] > 0
+        and bool(np.all(np.diff(totals) > 0))
+        and totals[-1] / totals[0] >= EXPLODE_GROWTH
+    )
+    if peak < EXPLODE_ERROR and not growing:
+        return []
+    trend = ", ".join(f"{t:.3g}" for t in totals)
+    return [
+        verdict(
+            "exploding-gradient",
+            "model",
+            f"the global gradient norm is {'growing step over step' if growing else 'huge'} "
+            f"({trend} over the probe steps).",
+            "Lower the learning rate, scale inputs and targets to unit range, and clip "
+            "gradients: keras.optimizers.Adam(1e-3, clipnorm=1.0)",
+            severity="error",
+            norms=[float(t) for t in totals],
+        )
+    ]
+
+
+def dead_relu(p: ProbeFacts) -> list[Verdict]:
+    found: list[Verdict] = []
+    if p.dead.size == 0:
+        return found
+    with np.errstate(all="ignore"):
+        least = np.nanmin(np.where(np.isnan(p.dead), np.inf, p.dead), axis=0)
+    for i, name in enumerate(p.layers):
+        share = float(least[i])
+        if not math.isfinite(share) or share < DEAD:
+            continue
+        whole = share >= 1.0
+        found.append(
+            verdict(
+                "dead-relu",
+                name,
+                f"{share:.0%} of the ReLU units in '{name}' output 0 for every sample in every "
+                "probe batch: they get no gradient and cannot recover"
+                + (" - the whole layer is dead." if whole else "."),
+                "Lower the learning rate, use He initialisation, check the input scale, or use "
+                "a leaky variant: Dense(n, activation='leaky_relu', kernel_initializer='he_normal')",
+                severity="error" if whole else "warning",
+                dead_fraction=share,
+            )
+        )
+    return found
+
+
+def saturated_activation(p: ProbeFacts) -> list[Verdict]:
+    found: list[Verdict] = []
+    med = _median_over_steps(p.saturated)
+    for i, name in enumerate(p.layers):
+        if p.activations[i] not in ("sigmoid", "tanh") or name in p.output_layers:
+            continue
+        share = float(med[i]) if med.size else float("nan")
+        if not math.isfinite(share) or share < SATURATED:
+            continue
+        found.append(
+            verdict(
+                "saturated-activation",
+                name,
+                f"{share:.0%} of the {p.activations[i]} outputs of '{name}' sit in the flat "
+                "tails, where the derivative is under 4 % of its peak: gradients through it "
+                "nearly vanish.",
+                "Scale the inputs to unit range, use Glorot initialisation, or switch hidden "
+                "layers to ReLU: Dense(n, activation='relu')",
+                saturated_fraction=share,
+            )
+        )
+    return found
+
+
+def regularization_dominates(p: ProbeFacts) -> list[Verdict]:
+    if p.data_losses is None or p.reg_losses is None or p.reg_losses.size == 0:
+        return []
+    data = float(np.nanmedian(p.data_losses))
+    reg = float(np.nanmedian(p.reg_losses))
+    if not (math.isfinite(data) and math.isfinite(reg)) or reg <= REG_DOMINATES * max(data, 1e-12):
+        return []
+    return [
+        verdict(
+            "regularization-dominates",
+            "loss",
+            f"the regularisation loss ({reg:.4g}) is {reg / max(data, 1e-12):.3g}x the data "
+            f"loss ({data:.4g}): the optimiser mostly shrinks weights instead of fitting the data.",
+            "Lower the regularisation factor, e.g. kernel_regularizer=keras.regularizers.l2(1e-4)",
+            reg_loss=reg,
+            data_loss=data,
+        )
+    ]
+
+
+def _median_update_ratio(p: ProbeFacts) -> float | None:
+    med = _median_over_steps(p.update_ratio)
+    vals = med[np.isfinite(med) & (med > 0)] if med.size else med
+    return float(np.median(vals)) if vals.size else None
+
+
+def _best_lr(e: ExperimentFacts) -> tuple[float, float] | None:
+    finite = [pt for pt in e.sweep if math.isfinite(pt.loss)]
+    if not finite:
+        return None
+    best = min(finite, key=lambda pt: pt.loss)
+    return best.lr, best.loss
+
+
+def _sweep_loss(e: ExperimentFacts, lr: float) -> float | None:
+    for pt in e.sweep:
+        if pt.lr == lr:
+            return pt.loss
+    return None
+
+
+def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
+    ratio = _median_update_ratio(p)
+    if ratio is None or e is None:
+        return []
+    best = _best_lr(e)
+    user_lr = e.user_lr
+    sweep_text = ""
+    if best is not None and user_lr is not None:
+        sweep_text = (
+            f"; a {e.sweep_steps}-step sweep on a clone found the loss fell furthest near "
+            f"lr={best[0]:.0e} (loss {best[1]:.4g}); you use {user_lr:g}"
+        )
+    diverged = (
+        not math.isfinite(e.overfit_loss_end)
+        or e.overfit_loss_end > e.overfit_loss_start * 1.05
+        or not np.all(np.isfinite(p.losses))
+    )
+    user_loss = _sweep_loss(e, user_lr) if user_lr is not None else None
+    sweep_says_lower = (
+        best is not None
+        and user_lr is not None
+        and best[0] <= user_lr / 10
+        and (user_loss is None or not math.isfinite(user_loss) or best[1] < 0.9 * user_loss)
+    )
+    sweep_says_higher = (
+        best is not None
+        and user_lr is not None
+        and best[0] >= user_lr * 100
+        and user_loss is not None
+        and best[1] < user_loss - 0.1 * abs(e.init_loss)
+    )
+    if ratio >= UPDATE_HIGH and (diverged or sweep_says_lower):
+        return [
+            verdict(
+                "lr-too-high",
+                "optimizer",
+                f"each step changes the weights by {ratio:.2g} of their size (median "
+                f"||dW||/||W||; healthy is 1e-4..1e-1) and the loss "
+                f"{'diverges' if diverged else 'does not settle'}{sweep_text}.",
+                "Lower the learning rate"
+                + (f", e.g. keras.optimizers.{e.optimizer_name}(learning_rate={best[0]:.0e})" if best else "")
+                + ".",
+                update_ratio=ratio,
+                best_lr=best[0] if best else None,
+                user_lr=user_lr,
+            )
+        ]
+    flat = abs(e.overfit_loss_end - e.overfit_loss_start) <= 1e-3 * max(abs(e.overfit_loss_start), 1e-12)
+    if (ratio <= UPDATE_LOW and (flat or sweep_says_higher)) or (ratio <= 1e-4 and sweep_says_higher):
+        return [
+            verdict(
+                "lr-too-low",
+                "optimizer",
+                f"each step changes the weights by only {ratio:.2g} of their size (median "
+                f"||dW||/||W||; healthy is 1e-4..1e-1){sweep_text}.",
+                "Raise the learning rate"
+                + (f", e.g. keras.optimizers.{e.optimizer_name}(learning_rate={best[0]:.0e})" if best else "")
+                + ".",
+                severity="error" if flat else "warning",
+                update_ratio=ratio,
+                best_lr=best[0] if best else None,
+                user_lr=user_lr,
+            )
+        ]
+    return []
+
+
+def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
+             n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
+    if e is None:
+        return []
+    found: list[Verdict] = []
+    scale = max(e.pred_scale, 1e-12)
+    if e.pred_change <= 1e-7 * max(1.0, scale):
+        found.append(
+            verdict(
+                "predictions-unchanged",
+                "model",
+                f"after {p.losses.size} training steps the predictions on a fixed batch are "
+                f"identical to the initial ones (largest change {e.pred_change:.2g}).",
+                "Nothing reaches the output: see the cause reported with this verdict "
+                "(a constant output activation, a frozen model, a zero learning rate).",
+            )
+        )
+    spread = e.overfit_spread_end if math.isfinite(e.overfit_spread_end) else e.pred_spread_after
+    if math.isfinite(spread) and spread <= 1e-6 * max(1.0, scale):
+        found.append(
+            verdict(
+                "collapsed-predictions",
+                "model",
+                f"the model gives the same output for every input (largest spread across "
+                f"samples {spread:.2g}), even after training on a tiny subset.",
+                "The inputs do not reach the output: look for saturated or dead layers, "
+                "constant inputs or a constant output activation (reported with this verdict).",
+                spread=spread,
+            )
+        )
+    start, end = e.overfit_loss_start, e.overfit_loss_end
+    learned_acc = e.overfit_acc_end is not None and e.overfit_acc_end >= 0.9
+    if e.overfit_steps and math.isfinite(start) and not learned_acc:
+        fell = math.isfinite(end) and end <= 0.5 * start
+        if not fell:
+            acc = (
+                f", accuracy {e.overfit_acc_start:.0%} -> {e.overfit_acc_end:.0%}"
+                if e.overfit_acc_end is not None and e.overfit_acc_start is not None
+                else ""
+            )
+            found.append(
+                verdict(
+                    "cannot-overfit",
+                    "model",
+                    f"a clone trained {e.overfit_steps} steps on just 32 samples only took the "
+                    f"loss from {start:.4g} to {end:.4g}{acc}: a model that can learn memorises "
+                    "32 samples easily.",
+                    "Fix the cause reported with this verdict first; then check that the model "
+                    "is big enough and the loss matches the labels.",
+                    loss_start=start,
+                    loss_end=end,
+                )
+            )
+    if (
+        e.overfit_acc_end is not None
+        and e.overfit_majority is not None
+        and e.overfit_acc_end <= e.overfit_majority + 0.02
+        and e.overfit_majority < 1.0
+    ):
+        found.append(
+            verdict(
+                "accuracy-at-baseline",
+                "model",
+                f"accuracy stays at {e.overfit_acc_end:.0%}, the share of the majority class "
+                f"({e.overfit_majority:.0%}), even when training on a tiny subset.",
+                "The model predicts one class for everything: see the cause reported with "
+                "this verdict.",
+                accuracy=e.overfit_acc_end,
+                majority=e.overfit_majority,
+            )
+        )
+    if (
+        math.isfinite(e.loss_after_probe)
+        and math.isfinite(e.init_loss)
+        and abs(e.loss_after_probe - e.init_loss) <= 1e-6 * max(abs(e.init_loss), 1e-12)
+        and math.isfinite(start)
+        and abs(end - start) <= 1e-4 * max(abs(start), 1e-12)
+    ):
+        found.append(
+            verdict(
+                "loss-flat",
+                "loss",
+                f"the loss does not move: {e.init_loss:.6g} before and {e.loss_after_probe:.6g} "
+                f"after the probe steps, {start:.6g} -> {end:.6g} while overfitting 32 samples.",
+                "See the cause reported with this verdict.",
+            )
+        )
+    if classification and n_classes and n_classes >= 2 and loss_kind in (
+        "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"
+    ):
+        expected = math.log(n_classes) if loss_kind != "binary_crossentropy" else math.log(2)
+        if math.isfinite(e.init_loss) and e.init_loss > 3 * expected + 1.0:
+            found.append(
+                verdict(
+                    "init-loss-unexpected",
+                    "loss",
+                    f"the initial loss is {e.init_loss:.4g}, far above ln({n_classes if loss_kind != 'binary_crossentropy' else 2}) "
+                    f"= {expected:.3g} expected from an untrained classifier: the model starts "
+                    "over-confident (unscaled inputs, a large output initialisation, or the wrong loss).",
+                    "Scale the inputs, keep the default initialisers on the output layer, and "
+                    "check the loss against the labels.",
+                    init_loss=e.init_loss,
+                    expected=expected,
+                )
+            )
+    if (
+        e.heldout_acc is not None
+        and e.heldout_train_acc is not None
+        and e.heldout_majority is not None
+    ):
+        chance = e.heldout_majority
+        if e.heldout_train_acc >= chance + 0.2 and e.heldout_acc <= chance + 0.05:
+            found.append(
+                verdict(
+                    "labels-unpredictable",
+                    "labels",
+                    f"a clone fitted to 256 samples reached {e.heldout_train_acc:.0%} on them but "
+                    f"only {e.heldout_acc:.0%} on 256 held-back samples (chance: {chance:.0%}): "
+                    "the labels do not follow from the inputs.",
+                    "Check that inputs and labels are aligned: shuffle them together, e.g.\n"
+                    "    idx = np.random.permutation(len(x)); x, y = x[idx], y[idx]\n"
+                    "and that no sort or filter was applied to only one of them.",
+                    train_acc=e.heldout_train_acc,
+                    heldout_acc=e.heldout_acc,
+                    chance=chance,
+                )
+            )
+    return found
+
+
+def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
+                    n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
+    found = nonfinite_loss(p)
+    if found:
+        return found + symptoms(p, e, classification, n_classes, loss_kind)
+    found += exploding_gradient(p)
+    found += zero_gradient(p)
+    found += vanishing_gradient(p)
+    found += dead_relu(p)
+    found += saturated_activation(p)
+    found += regularization_dominates(p)
+    found += learning_rate(p, e)
+    found += symptoms(p, e, classification, n_classes, loss_kind)
     return found

@@ -157,3 +157,43 @@ class ProbeFacts:
     act_finite: np.ndarray  # bool [steps, layers]; True where not tapped
     saturated: np.ndarray
     dead: np.ndarray
+    data_losses: np.ndarray | None = None  # [steps]
+    reg_losses: np.ndarray | None = None  # [steps]
+    disconnected: tuple[str, ...] = ()  # "layer/variable" with no gradient at all
+    output_layers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    lr: float
+    loss: float  # loss on the evaluation batch after the sweep steps (inf if diverged)
+
+
+@dataclass(frozen=True)
+class ExperimentFacts:
+    """Results of the small experiments on the clone (see engine.experiments)."""
+
+    init_loss: float  # data loss on the evaluation batch before any step
+    loss_after_probe: float
+    pred_change: float  # largest |prediction after probe - before| on the evaluation batch
+    pred_scale: float  # largest |prediction| before
+    pred_spread_after: float  # largest std across samples of an output unit
+    n_units: int
+    overfit_steps: int = 0
+    overfit_loss_start: float = float("nan")
+    overfit_loss_end: float = float("nan")
+    overfit_curve: tuple[float, ...] = ()
+    overfit_acc_start: float | None = None
+    overfit_acc_end: float | None = None
+    overfit_majority: float | None = None
+    overfit_spread_end: float = float("nan")
+    sweep: tuple[SweepPoint, ...] = ()
+    sweep_steps: int = 0
+    user_lr: float | None = None
+    optimizer_name: str = "Adam"
+    heldout_steps: int = 0
+    heldout_train_acc: float | None = None
+    heldout_acc_start: float | None = None
+    heldout_acc: float | None = None
+    heldout_majority: float | None = None
+    seconds: float = 0.0

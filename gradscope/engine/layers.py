@@ -51,13 +51,33 @@ def own_variables(layer: Any) -> list[Any]:
     )
 
 
+def _walk(root: Any) -> list[Any]:
+    """Every sub-layer of `root` once, depth first, children in their own order.
+
+    Not `Layer._flatten_layers`: it pushes each container's children with
+    `deque.extendleft`, which reverses them, so a nested model's layers would
+    come out last-to-first and "the first layer" of the checks would be wrong.
+    """
+    out: list[Any] = []
+    seen: set[int] = set()
+    stack = list(reversed(getattr(root, "_layers", None) or []))
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        stack.extend(reversed(getattr(layer, "_layers", None) or []))
+    return out
+
+
 def probe_layers(model: Any) -> list[Any]:
-    """The layers gradscope reports on: every leaf layer, plus any container
-    that owns variables of its own; nested models are flattened."""
+    """The layers gradscope reports on, in forward order: every leaf layer, plus
+    any container that owns variables of its own; nested models are flattened."""
     from keras import layers
 
     found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _walk(model):
         if isinstance(layer, layers.InputLayer):
             continue
         has_children = bool(getattr(layer, "_layers", None))

@@ -1,0 +1,261 @@
+"""Small experiments on the probe target (never the user's model): predictions
+before/after, overfitting a tiny subset, a learning-rate sweep and a held-back
+subset. Each starts from the user's weights and optimizer state and stays within
+a wall-clock budget scaled by the measured step time."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from keras.src import tree
+
+from gradscope.checks.facts import ExperimentFacts, SweepPoint
+
+OVERFIT_SAMPLES = 32
+OVERFIT_STEPS = 150
+SWEEP_STEPS = 12
+HELDOUT_STEPS = 200
+HELDOUT_MIN_SAMPLES = 128
+
+
+def _take(struct: Any, idx: np.ndarray) -> Any:
+    return tree.map_structure(lambda a: None if a is None else np.asarray(a)[idx], struct)
+
+
+def _tensors(struct: Any) -> Any:
+    return tree.map_structure(lambda a: None if a is None else tf.convert_to_tensor(a), struct)
+
+
+def _first(struct: Any) -> Any:
+    return tree.flatten(struct)[0] if struct is not None else None
+
+
+class Trainer:
+    """A plain compiled train step and an inference call on the probe target,
+    with the start state (the user's weights and optimizer state) kept to reset to."""
+
+    def __init__(self, model: Any, optimizer: Any, loss_fn: Any) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.tvars = list(model.trainable_variables)
+        self._weights0 = [np.array(v.numpy(), copy=True) for v in model.variables]
+        self._opt0 = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
+        self._train = tf.function(self._train_step, reduce_retracing=True)
+        self._predict = tf.function(self._predict_step, reduce_retracing=True)
+        self._lr_settable = _lr_variable(optimizer) is not None
+
+    def _train_step(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            y_pred = self.model(x, training=True)
+            loss = tf.cast(self.loss_fn(y, y_pred, sw), tf.float32)
+            extra = [tf.cast(tf.reduce_sum(t), tf.float32) for t in self.model.losses]
+            total = loss + (tf.add_n(extra) if extra else 0.0)
+            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+        if self.tvars:
+            grads = tape.gradient(scaled, self.tvars)
+            pairs = [(g, v) for g, v in zip(grads, self.tvars, strict=True) if g is not None]
+            if pairs:
+                self.optimizer.apply_gradients(pairs)
+        return loss
+
+    def _predict_step(self, x: Any, y: Any, sw: Any) -> tuple[Any, tf.Tensor]:
+        y_pred = self.model(x, training=False)
+        return y_pred, tf.cast(self.loss_fn(y, y_pred, sw), tf.float32)
+
+    def reset(self, lr: float | None = None) -> None:
+        """Back to the user's weights and optimizer state (optionally another lr)."""
+        for v, value in zip(self.model.variables, self._weights0, strict=True):
+            v.assign(value)
+        for v, value in zip(self.optimizer.variables, self._opt0, strict=True):
+            v.assign(value)
+        if lr is not None:
+            var = _lr_variable(self.optimizer)
+            if var is not None:
+                var.assign(lr)
+
+    def train(self, x: Any, y: Any, sw: Any) -> float:
+        return float(self._train(x, y, sw).numpy())
+
+    def evaluate(self, x: Any, y: Any, sw: Any = None) -> tuple[np.ndarray, float]:
+        y_pred, loss = self._predict(x, y, sw)
+        return np.asarray(_first(y_pred)), float(loss.numpy())
+
+
+def _lr_variable(optimizer: Any) -> Any:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = getattr(inner, "_learning_rate", None)
+    return lr if hasattr(lr, "assign") else None
+
+
+def user_learning_rate(optimizer: Any) -> float | None:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    try:
+        lr = inner.learning_rate
+        return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+    except Exception:  # noqa: BLE001 - callables and exotic schedules
+        return None
+
+
+def accuracy(pred: np.ndarray, y: Any, from_logits: bool | None) -> float | None:
+    """Training-style accuracy for class labels; None for regression targets."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    pred = np.asarray(pred)
+    if pred.ndim == 0 or y.size == 0:
+        return None
+    if pred.shape[-1] == 1 or pred.ndim == 1:
+        threshold = 0.0 if from_logits else 0.5
+        p = (pred.reshape(len(pred), -1)[:, 0] > threshold).astype(np.int64)
+        t = y.reshape(len(y), -1)[:, 0]
+        if not np.all((t == 0) | (t == 1)):
+            return None
+        return float(np.mean(p == t))
+    p = pred.reshape(len(pred), -1, pred.shape[-1]).argmax(-1).ravel()
+    if y.ndim == pred.ndim and y.shape[-1] == pred.shape[-1]:
+        t = y.reshape(len(y), -1, y.shape[-1]).argmax(-1).ravel()
+    else:
+        t = y.reshape(-1)
+        if not np.all(t == np.round(t)) or len(t) != len(p):
+            return None
+    return float(np.mean(p == t.astype(np.int64)))
+
+
+def majority_rate(y: Any, n_units: int) -> float | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
+        labels = y.reshape(-1, n_units).argmax(-1)
+    else:
+        labels = y.reshape(-1)
+        if not np.all(labels == np.round(labels)):
+            return None
+    _, counts = np.unique(labels, return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def run_experiments(
+    trainer: Trainer,
+    sample: tuple[Any, Any, Any],
+    batches: list[Any],
+    eval_before: tuple[np.ndarray, float],
+    eval_set: tuple[Any, Any],
+    step_seconds: float,
+    from_logits: bool | None,
+    classification: bool,
+    budget_seconds: float = 6.0,
+    seed: int = 0,
+) -> ExperimentFacts:
+    """Run what fits in `budget_seconds`; the probe steps have already moved the
+    target, so every experiment starts with `trainer.reset()`."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    xe, ye = eval_set
+    xe_t, ye_t = _tensors(xe), _tensors(ye)
+    pred_before, loss_before = eval_before
+    pred_after, loss_after = trainer.evaluate(xe_t, ye_t)
+    step = max(step_seconds, 1e-4)
+    facts: dict[str, Any] = {
+        "init_loss": loss_before,
+        "loss_after_probe": loss_after,
+        "pred_change": float(np.nanmax(np.abs(pred_after - pred_before))) if pred_before.size else 0.0,
+        "pred_scale": float(np.nanmax(np.abs(pred_before))) if pred_before.size else 0.0,
+        "pred_spread_after": _spread(pred_after),
+        "n_units": int(pred_before.shape[-1]) if pred_before.ndim >= 2 else 1,
+    }
+    sx, sy, ssw = sample
+    n = len(tree.flatten(sx)[0])
+
+    def left() -> float:
+        return budget_seconds - (time.perf_counter() - start)
+
+    # 1. Overfit a tiny subset: a model that cannot fit 32 samples cannot learn.
+    idx = rng.permutation(n)[: min(OVERFIT_SAMPLES, n)]
+    ox, oy = _tensors(_take(sx, idx)), _tensors(_take(sy, idx))
+    osw = _tensors(_take(ssw, idx)) if ssw is not None else None
+    steps = int(min(OVERFIT_STEPS, max(10, 0.35 * budget_seconds / step)))
+    trainer.reset()
+    pred0, loss0 = trainer.evaluate(ox, oy, osw)
+    curve = [loss0]
+    for i in range(steps):
+        trainer.train(ox, oy, osw)
+        if (i + 1) % max(1, steps // 10) == 0 or i == steps - 1:
+            curve.append(trainer.evaluate(ox, oy, osw)[1])
+        if left() < 0.5 * budget_seconds and i >= 20:
+            break
+    pred_end, loss_end = trainer.evaluate(ox, oy, osw)
+    oy_np = np.asarray(_first(_take(sy, idx)))
+    facts.update(
+        overfit_steps=i + 1,
+        overfit_loss_start=loss0,
+        overfit_loss_end=loss_end,
+        overfit_curve=tuple(float(c) for c in curve),
+        overfit_acc_start=accuracy(pred0, oy_np, from_logits) if classification else None,
+        overfit_acc_end=accuracy(pred_end, oy_np, from_logits) if classification else None,
+        overfit_majority=majority_rate(oy_np, facts["n_units"]) if classification else None,
+        overfit_spread_end=_spread(pred_end),
+    )
+
+    # 2. Learning-rate sweep: same start, same optimizer state, only the lr differs.
+    user_lr = user_learning_rate(trainer.optimizer)
+    points: list[SweepPoint] = []
+    if trainer._lr_settable and user_lr is not None and user_lr > 0 and left() > 0.25 * budget_seconds:
+        grid = sorted({10.0**k for k in range(-5, 1)} | {user_lr})
+        per_lr = min(SWEEP_STEPS, int(0.3 * budget_seconds / step / len(grid)))
+        if per_lr >= 3:
+            probe_batches = [(_tensors(b[0]), _tensors(b[1]), _tensors(b[2])) for b in batches]
+            for lr in grid:
+                trainer.reset(lr=lr)
+                for i in range(per_lr):
+                    x, y, sw = probe_batches[i % len(probe_batches)]
+                    trainer.train(x, y, sw)
+                _, loss = trainer.evaluate(xe_t, ye_t)
+                points.append(SweepPoint(lr=lr, loss=loss if math.isfinite(loss) else float("inf")))
+            facts["sweep_steps"] = per_lr
+    facts["sweep"] = tuple(points)
+    facts["user_lr"] = user_lr
+
+    # 3. Held-back subset: fit one part, evaluate on the other.
+    if classification and n >= HELDOUT_MIN_SAMPLES and left() > 0.2 * budget_seconds:
+        perm = rng.permutation(n)
+        half = min(n // 2, 256)
+        tr, ho = perm[:half], perm[half : 2 * half]
+        tx, ty = _tensors(_take(sx, tr)), _tensors(_take(sy, tr))
+        hx, hy = _tensors(_take(sx, ho)), _tensors(_take(sy, ho))
+        ty_np, hy_np = np.asarray(_first(_take(sy, tr))), np.asarray(_first(_take(sy, ho)))
+        bs = 32
+        trainer.reset()
+        steps = int(min(HELDOUT_STEPS, max(20, 0.9 * left() / step)))
+        h_pred0, _ = trainer.evaluate(hx, hy)
+        for i in range(steps):
+            lo = (i * bs) % half
+            sl = np.arange(lo, min(lo + bs, half))
+            trainer.train(_take(tx, sl), _take(ty, sl), None)
+            if left() < 0.05 * budget_seconds:
+                break
+        t_pred, _ = trainer.evaluate(tx, ty)
+        h_pred, _ = trainer.evaluate(hx, hy)
+        facts.update(
+            heldout_steps=i + 1,
+            heldout_train_acc=accuracy(t_pred, ty_np, from_logits),
+            heldout_acc_start=accuracy(h_pred0, hy_np, from_logits),
+            heldout_acc=accuracy(h_pred, hy_np, from_logits),
+            heldout_majority=majority_rate(hy_np, facts["n_units"]),
+        )
+    trainer.reset()
+    facts["seconds"] = time.perf_counter() - start
+    return ExperimentFacts(**facts)
+
+
+def _spread(pred: np.ndarray) -> float:
+    """Largest standard deviation across samples of any output unit."""
+    if pred.ndim == 0 or len(pred) < 2:
+        return float("nan")
+    flat = pred.reshape(len(pred), -1).astype(np.float64)
+    return float(np.nanmax(flat.std(axis=0)))
