@@ -199,8 +199,8 @@ def test_verdict_csv_stays_complete_and_ranked_as_verdicts_arrive_out_of_order(
     expected_after_each = [
         ["frozen-layers"],
         ["loss-flat", "frozen-layers"],
-        ["loss-flat", "unnormalized-input", "frozen-layers"],
-        ["single-unit-softmax", "loss-flat", "unnormalized-input", "frozen-layers"],
+        ["unnormalized-input", "loss-flat", "frozen-layers"],
+        ["single-unit-softmax", "unnormalized-input", "loss-flat", "frozen-layers"],
     ]
     for verdict, expected in zip(arrivals, expected_after_each, strict=True):
         # When each verdict arrives (info first, the root cause last)
@@ -365,8 +365,9 @@ def test_summary_headline_names_the_cause_not_the_symptom() -> None:
         '          fix: Use Dense(1, activation="sigmoid") with binary cross-entropy:',
         '               model.add(Dense(1, activation="sigmoid"))',
     ]
-    assert lines[7].startswith("  ERROR   loss-flat (loss): ")
-    assert lines[9].startswith("  WARNING unnormalized-input (inputs): ")
+    # (causes, even a warning, rank before the symptom they explain)
+    assert lines[7].startswith("  WARNING unnormalized-input (inputs): ")
+    assert lines[9].startswith("  ERROR   loss-flat (loss): ")
     # And nothing passes 80 columns, with no colour on a stream that is not a terminal
     assert max(len(line) for line in lines) <= 80
     assert "\033[" not in text
