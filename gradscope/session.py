@@ -42,6 +42,7 @@ class Session:
         self.bus = bus
         self.fit_seen = False
         self._finished = False
+        self._data_kind = "arrays"
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: Any) -> Any:
@@ -127,6 +128,7 @@ class Session:
         seed = self.options.seed if self.options.seed is not None else 0
         self.bus.emit(PhaseChanged("static"))
         data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
+        self._data_kind = data.kind
         args, kwargs = data.fit_args()
         batches = data.probe_batches(max(1, self.options.steps))
         if not batches:
@@ -178,7 +180,7 @@ class Session:
             sx, sy, _ = sample
             facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
             facts = _with_trainable(facts, _user_trainable_facts(model))
-            self._issue(run_static(facts))
+            self._issue(run_static(facts, _batch_facts(self._data_kind, batches)))
 
             self.bus.emit(PhaseChanged("probe"))
             xt, yt, swt = _to_tensors(x0), _to_tensors(y0), _to_tensors(sw0)
@@ -316,6 +318,20 @@ def _with_trainable(facts: Any, user: tuple[int, int, tuple[str, ...], tuple[str
         weighted_layers=weighted,
         frozen_layers=frozen,
     )
+
+
+def _batch_facts(kind: str, batches: list[Any]) -> Any:
+    from keras.src import tree
+
+    from gradscope.checks.facts import batch_facts
+
+    def first(struct: Any) -> Any:
+        leaves = tree.flatten(struct) if struct is not None else []
+        return np.asarray(leaves[0]) if leaves else None
+
+    xs = [first(b[0]) for b in batches]
+    ys = [first(b[1]) for b in batches]
+    return batch_facts(kind, [x for x in xs if x is not None], ys)
 
 
 def _owner_name(probe: Any, var_index: int) -> str:

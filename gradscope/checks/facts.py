@@ -197,3 +197,58 @@ class ExperimentFacts:
     heldout_acc: float | None = None
     heldout_majority: float | None = None
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """How the pipeline's first batches look, in the order it yielded them."""
+
+    kind: str  # "arrays" | "dataset" | "generator" | "pydataset"
+    n_batches: int
+    identical_pairs: int  # consecutive batches with identical inputs
+    batch_majority: tuple[float, ...] = ()  # share of the most common class per batch
+    batch_class: tuple[int, ...] = ()  # the most common class per batch
+    shuffle: bool = True
+
+
+def batch_facts(kind: str, xs: list[np.ndarray], ys: list[np.ndarray | None], shuffle: bool = True) -> BatchFacts:
+    """Facts from the first input and label leaf of each probe batch."""
+    identical = sum(
+        1
+        for a, b in zip(xs, xs[1:], strict=False)
+        if a.shape == b.shape and a.size > 0 and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    )
+    majority: list[float] = []
+    classes: list[int] = []
+    for y in ys:
+        ids = _class_ids(y)
+        if ids is None or ids.size == 0:
+            majority, classes = [], []
+            break
+        values, counts = np.unique(ids, return_counts=True)
+        majority.append(float(counts.max() / counts.sum()))
+        classes.append(int(values[counts.argmax()]))
+    return BatchFacts(
+        kind=kind,
+        n_batches=len(xs),
+        identical_pairs=identical,
+        batch_majority=tuple(majority),
+        batch_class=tuple(classes),
+        shuffle=shuffle,
+    )
+
+
+def _class_ids(y: np.ndarray | None) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.dtype.kind not in "iufb" or y.size == 0:
+        return None
+    if y.ndim >= 2 and y.shape[-1] > 1:
+        return y.reshape(-1, y.shape[-1]).argmax(axis=1)
+    flat = y.reshape(-1).astype(np.float64)
+    if not np.all(np.isfinite(flat)) or not np.all(flat == np.round(flat)):
+        return None
+    if np.unique(flat).size > MAX_UNIQUE:
+        return None
+    return flat.astype(np.int64)

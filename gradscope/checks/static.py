@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from gradscope.checks.catalogue import verdict
-from gradscope.checks.facts import ArrayFacts, ModelFacts, OutputFacts
+from gradscope.checks.facts import ArrayFacts, BatchFacts, ModelFacts, OutputFacts
 from gradscope.verdicts import Verdict
 
 CATEGORICAL = "categorical_crossentropy"
@@ -587,9 +587,18 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
     return found
 
 
-def run_static(facts: ModelFacts) -> list[Verdict]:
+def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Verdict]:
     """Every static check; inputs first (their causes explain label-side symptoms too)."""
     found: list[Verdict] = []
+    sorted_prefix = False
+    if batches is not None:
+        found += repeated_batch(batches)
+        labels = facts.outputs[0].labels if facts.outputs else None
+        ordered = ordered_labels(batches, labels)
+        found += ordered
+        # A generator's first batches all of one class are most likely sorted data,
+        # not constant labels: say it once.
+        sorted_prefix = bool(ordered) and batches.kind == "generator"
     found += nonfinite_input(facts)
     found += constant_input(facts)
     found += frozen(facts)
@@ -600,10 +609,59 @@ def run_static(facts: ModelFacts) -> list[Verdict]:
         found += logits_mismatch(out)
         found += output_activation_mismatch(out)
         found += regression_target_classification(out)
-        found += constant_labels(out)
+        if not sorted_prefix:
+            found += constant_labels(out)
         found += class_imbalance(out)
         found += mse_for_classification(out)
         found += unscaled_targets(out)
         found += accuracy_on_regression(facts, out)
     found += unnormalized_input(facts)
     return found
+
+
+def repeated_batch(b: BatchFacts) -> list[Verdict]:
+    # Arrays are sliced by gradscope itself: batches cannot repeat unless rows do.
+    if b.kind == "arrays" or b.n_batches < 2 or b.identical_pairs < b.n_batches - 1:
+        return []
+    return [
+        verdict(
+            "repeated-batch",
+            "data",
+            f"the {b.kind} yielded the same batch {b.n_batches} times in a row: the model sees "
+            "one batch over and over, not the data set.",
+            "Advance through the data in the generator, e.g.\n"
+            "    def batches(x, y, bs):\n"
+            "        while True:\n"
+            "            idx = np.random.permutation(len(x))\n"
+            "            for i in range(0, len(x), bs):\n"
+            "                j = idx[i:i + bs]\n"
+            "                yield x[j], y[j]",
+            batches=b.n_batches,
+        )
+    ]
+
+
+PURE_BATCH = 0.95
+
+
+def ordered_labels(b: BatchFacts, labels: ArrayFacts | None) -> list[Verdict]:
+    if len(b.batch_majority) < 2 or min(b.batch_majority) < PURE_BATCH:
+        return []
+    distinct = len(set(b.batch_class))
+    mixed_overall = labels is not None and labels.majority_fraction < 0.8
+    # A generator shows us only its first batches: all one class there is
+    # "sorted" far more often than "constant".
+    if distinct < 2 and not mixed_overall and b.kind != "generator":
+        return []
+    return [
+        verdict(
+            "ordered-labels",
+            "data",
+            f"each of the first {len(b.batch_majority)} batches is (nearly) a single class "
+            f"(classes {', '.join(str(c) for c in b.batch_class)}): the data is sorted by label "
+            "and not shuffled, so each step pulls the model towards one class.",
+            "Shuffle before batching: model.fit(x, y, shuffle=True), "
+            "dataset.shuffle(len(x)).batch(bs), or shuffle the index in your generator.",
+            batch_classes=list(b.batch_class),
+        )
+    ]

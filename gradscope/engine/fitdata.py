@@ -208,6 +208,9 @@ def _is_pydataset(x: Any) -> bool:
 # --------------------------------------------------------------------------- sources
 
 
+SAMPLE_MAX_BATCHES = 64  # a tf.data sample reads at most this many batches
+
+
 class _Source:
     """One reader per kind of data; `FitData` delegates to it."""
 
@@ -364,6 +367,22 @@ class _DatasetSource(_Source):
                         break
                     self._cache.append(_with_class_weight(_unpack(element), self._class_weight))
         return list(self._cache[:n])
+
+    def sample(self, max_samples: int) -> Batch:
+        # The first few batches of a sorted data set are all one class: read on
+        # (a fresh iterator, up to SAMPLE_MAX_BATCHES) so label checks see the mix.
+        batches: list[Batch] = []
+        seen = 0
+        with _preserved_global_rng():
+            for element in self._dataset.take(SAMPLE_MAX_BATCHES):
+                batch = _unpack(element)
+                batches.append(batch)
+                seen += _leading_dim(batch[0]) or 0
+                if seen >= max_samples:
+                    break
+        if not batches:
+            return super().sample(max_samples)
+        return _concat_batches(batches, max_samples)
 
 
 class _GeneratorSource(_Source):

@@ -87,8 +87,14 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
         if len(originals) != len(copies):
             raise ValueError("the clone's layers do not line up with the model's")
         for layer, copy in zip(originals, copies, strict=True):
+            if type(copy) is not type(layer):
+                raise ValueError("the clone's layers do not line up with the model's")
             if copy.trainable != layer.trainable:
                 copy.trainable = layer.trainable
+            # A subclassed model's clone builds its sublayers anew, under fresh
+            # auto-names (dense_7 for the user's dense): rows must carry the user's.
+            if copy.name != layer.name:
+                copy.name = layer.name
         if [tuple(v.shape) for v in model.trainable_variables] != [
             tuple(v.shape) for v in clone.trainable_variables
         ]:
