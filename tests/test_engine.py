@@ -176,7 +176,10 @@ def subclassed_configured() -> tuple[keras.Model, Any, Any]:
 
 def nested() -> tuple[keras.Model, Any, Any]:
     backbone = keras.Sequential(
-        [L.Dense(8, activation="tanh", name="bb_first"), L.Dense(8, activation="relu", name="bb_second")],
+        [
+            L.Dense(8, activation="tanh", name="bb_first"),
+            L.Dense(8, activation="relu", name="bb_second"),
+        ],
         name="backbone",
     )
     inp = keras.Input((4,))
@@ -192,7 +195,10 @@ def _two_inputs() -> tuple[Any, Any, Any]:
     a = keras.Input((4,), name="a")
     b = keras.Input((3,), name="b")
     merged = L.Concatenate(name="merge")(
-        [L.Dense(5, activation="relu", name="from_a")(a), L.Dense(5, activation="relu", name="from_b")(b)]
+        [
+            L.Dense(5, activation="relu", name="from_a")(a),
+            L.Dense(5, activation="relu", name="from_b")(b),
+        ]
     )
     return a, b, L.Dense(3, activation="softmax", name="cls")(merged)
 
