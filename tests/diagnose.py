@@ -44,9 +44,12 @@ class Diagnosis:
         return [e.loss for e in self.events if isinstance(e, StepStats)]
 
 
-def diagnose(model: Any, *fit_args: Any, steps: int = 5, **fit_kwargs: Any) -> Diagnosis:
+def diagnose(
+    model: Any, *fit_args: Any, steps: int = 5, budget: float = 3.0, **fit_kwargs: Any
+) -> Diagnosis:
     bus = EventBus()
-    session = Session(RunOptions(script="<test>", steps=steps, probe_only=True), bus)
+    options = RunOptions(script="<test>", steps=steps, probe_only=True, budget=budget)
+    session = Session(options, bus)
     fit_kwargs.setdefault("verbose", 0)
     with intercept_fit(session.on_fit):
         try:

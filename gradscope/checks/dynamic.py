@@ -169,7 +169,8 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
                 f"{'every' if everything else len(names)} trainable layer"
                 f"{'' if len(names) == 1 else 's'} ({', '.join(names[:6])}) got an exactly-zero "
                 f"gradient in all {p.grad_norm.shape[0]} probe steps: "
-                f"{'nothing' if everything else 'they'} can learn.",
+                + ("nothing can learn." if everything else
+                   ("it cannot learn." if len(names) == 1 else "they cannot learn.")),
                 "Exact zeros usually come from dead ReLUs, a saturated or constant output "
                 "(softmax over one unit, clipped probabilities), or zero inputs: fix the "
                 "cause reported with this verdict.",
@@ -283,7 +284,7 @@ def regularization_dominates(p: ProbeFacts) -> list[Verdict]:
 
 def _median_update_ratio(p: ProbeFacts) -> float | None:
     med = _median_over_steps(p.update_ratio)
-    vals = med[np.isfinite(med) & (med > 0)] if med.size else med
+    vals = med[np.isfinite(med)] if med.size else med
     return float(np.median(vals)) if vals.size else None
 
 
@@ -306,6 +307,17 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
     ratio = _median_update_ratio(p)
     if ratio is None or e is None:
         return []
+    if e.user_lr == 0.0:
+        return [
+            verdict(
+                "lr-too-low",
+                "optimizer",
+                "the learning rate is 0: no step can change any weight.",
+                "Set a learning rate, e.g. keras.optimizers."
+                f"{e.optimizer_name}(learning_rate=1e-3)",
+                user_lr=0.0,
+            )
+        ]
     best = _best_lr(e)
     user_lr = e.user_lr
     sweep_text = ""
@@ -480,7 +492,17 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and e.heldout_majority is not None
     ):
         chance = e.heldout_majority
-        if e.heldout_train_acc >= chance + 0.2 and e.heldout_acc <= chance + 0.05:
+        # The clone learns its own part (train accuracy clearly above held-back)
+        # while held-back accuracy stays at chance and does not rise from where it
+        # started: what it learned does not carry over, so the labels do not
+        # follow the inputs. (Held-back *loss* can still fall by learning the
+        # class priors, so it is no evidence either way.)
+        start = e.heldout_acc_start if e.heldout_acc_start is not None else 0.0
+        if (
+            e.heldout_train_acc >= e.heldout_acc + 0.1
+            and e.heldout_acc <= chance + 0.03
+            and e.heldout_acc <= start + 0.03
+        ):
             found.append(
                 verdict(
                     "labels-unpredictable",

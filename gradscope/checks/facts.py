@@ -196,6 +196,8 @@ class ExperimentFacts:
     heldout_acc_start: float | None = None
     heldout_acc: float | None = None
     heldout_majority: float | None = None
+    heldout_train_loss: tuple[float, float] | None = None  # (start, end) on the fitted part
+    heldout_loss: tuple[float, float] | None = None  # (start, end) on the held-back part
     seconds: float = 0.0
 
 

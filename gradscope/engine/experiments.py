@@ -206,7 +206,7 @@ def run_experiments(
     user_lr = user_learning_rate(trainer.optimizer)
     points: list[SweepPoint] = []
     if trainer._lr_settable and user_lr is not None and user_lr > 0 and left() > 0.25 * budget_seconds:
-        grid = sorted({10.0**k for k in range(-5, 1)} | {user_lr})
+        grid = sorted({10.0**k for k in range(-5, 1) if not math.isclose(10.0**k, user_lr, rel_tol=1e-3)} | {user_lr})
         per_lr = min(SWEEP_STEPS, int(0.3 * budget_seconds / step / len(grid)))
         if per_lr >= 3:
             probe_batches = [(_tensors(b[0]), _tensors(b[1]), _tensors(b[2])) for b in batches]
@@ -232,21 +232,24 @@ def run_experiments(
         bs = 32
         trainer.reset()
         steps = int(min(HELDOUT_STEPS, max(20, 0.9 * left() / step)))
-        h_pred0, _ = trainer.evaluate(hx, hy)
+        h_pred0, h_loss0 = trainer.evaluate(hx, hy)
+        _, t_loss0 = trainer.evaluate(tx, ty)
         for i in range(steps):
             lo = (i * bs) % half
             sl = np.arange(lo, min(lo + bs, half))
             trainer.train(_take(tx, sl), _take(ty, sl), None)
             if left() < 0.05 * budget_seconds:
                 break
-        t_pred, _ = trainer.evaluate(tx, ty)
-        h_pred, _ = trainer.evaluate(hx, hy)
+        t_pred, t_loss = trainer.evaluate(tx, ty)
+        h_pred, h_loss = trainer.evaluate(hx, hy)
         facts.update(
             heldout_steps=i + 1,
             heldout_train_acc=accuracy(t_pred, ty_np, from_logits),
             heldout_acc_start=accuracy(h_pred0, hy_np, from_logits),
             heldout_acc=accuracy(h_pred, hy_np, from_logits),
             heldout_majority=majority_rate(hy_np, facts["n_units"]),
+            heldout_train_loss=(t_loss0, t_loss),
+            heldout_loss=(h_loss0, h_loss),
         )
     trainer.reset()
     facts["seconds"] = time.perf_counter() - start

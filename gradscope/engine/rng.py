@@ -5,6 +5,10 @@ NumPy's global RNG; eager TF random ops advance the context's seed stream; unsee
 `keras.random` calls advance Keras's global SeedGenerator; `tf.random.Generator`
 users draw from TF's global generator. The probe must leave all of them
 untouched, or a seeded script would train differently under gradscope.
+
+Keras's automatic-name counters are put back too: they are not random, but a
+clone advances them, and the user's next model would be `functional_2` where
+`python` names it `functional_1`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def preserved_rng() -> Iterator[None]:
     tf_seed = getattr(ctx, "_seed", None)
     tf_rng = getattr(ctx, "_rng", None)
     tf_rng_state = tf_rng.getstate() if tf_rng is not None else None
+    names: Any = global_state.get_global_attribute("object_name_uids")
+    names_before = dict(names) if names is not None else None
     gen: Any = global_state.get_global_attribute("global_seed_generator")
     gen_state = np.array(gen.state.numpy()) if gen is not None else None
     tf_gen: Any = getattr(stateful_random_ops, "global_generator", None)
@@ -75,3 +81,8 @@ def preserved_rng() -> Iterator[None]:
         if tf_gen is not None and tf_gen_state is not None:
             tf_gen.state.assign(tf_gen_state)
         stateful_random_ops.global_generator = tf_gen
+        if names is not None and names_before is not None:
+            names.clear()
+            names.update(names_before)
+        else:
+            global_state.set_global_attribute("object_name_uids", None)
