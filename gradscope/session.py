@@ -129,8 +129,9 @@ class Session:
         self.bus.emit(PhaseChanged("static"))
         data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
         self._data_kind = data.kind
-        args, kwargs = data.fit_args()
+        # Take the probe batches first: a generator's fit_args replays what was taken.
         batches = data.probe_batches(max(1, self.options.steps))
+        args, kwargs = data.fit_args()
         if not batches:
             raise ValueError("the training data yielded no batch")
         model = call.model

@@ -185,7 +185,12 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
 def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
     if p.grad_norm.size == 0:
         return []
-    totals = np.sqrt(np.nansum(np.where(np.isfinite(p.grad_norm), p.grad_norm, 0.0) ** 2, axis=1))
+    finite_steps = [i for i in range(p.grad_norm.shape[0]) if not np.any(np.isinf(p.grad_norm[i]))
+                    and math.isfinite(float(p.losses[i]))]
+    if not finite_steps:
+        return []
+    grid = p.grad_norm[: finite_steps[-1] + 1]
+    totals = np.sqrt(np.nansum(np.where(np.isfinite(grid), grid, 0.0) ** 2, axis=1))
     if totals.size == 0:
         return []
     peak = float(totals.max())
@@ -534,7 +539,8 @@ def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
     found = nonfinite_loss(p)
     if found:
-        return found + symptoms(p, e, classification, n_classes, loss_kind)
+        # What led up to the NaN: huge or growing gradients in the finite steps before.
+        return found + exploding_gradient(p) + symptoms(p, e, classification, n_classes, loss_kind)
     found += exploding_gradient(p)
     found += zero_gradient(p)
     found += vanishing_gradient(p)
