@@ -329,45 +329,67 @@ def _result_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith(("final", "weight", "next"))]
 
 
-@pytest.fixture(scope="module")
-def parity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Parity]]:
-    """Every script of RUNS, under python and under gradscope, all at once."""
+@dataclass
+class Started:
+    folder: Path
+    procs: dict[tuple[str, str], tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Started | None]:
+    """Start every run of RUNS, under python and under gradscope, as soon as the
+    module starts (they take a while), if any selected test needs them."""
+    if not any("parity" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     tmp = tmp_path_factory.mktemp("parity")
     script = tmp / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    procs: dict[tuple[str, str], tuple[subprocess.Popen[str], subprocess.Popen[str]]] = {}
+    procs = {}
     for data, arch in RUNS:
         out = tmp / f"{data}-{arch}"
         out.mkdir()
         plain = [sys.executable, str(script), data, arch]
         ours = [sys.executable, "-m", "gradscope", "run", "--headless", "--csv", str(out / "l.csv")]
         ours += ["--verdicts", str(out / "v.csv"), str(script), data, arch]
-        procs[(data, arch)] = tuple(  # type: ignore[assignment]
-            subprocess.Popen(
-                cmd,
-                cwd=tmp,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for cmd in (plain, ours)
-        )
+        pair = []
+        for name, cmd in (("plain", plain), ("gradscope", ours)):
+            with (
+                open(out / f"{name}.out", "wb") as stdout,
+                open(out / f"{name}.err", "wb") as stderr,
+            ):
+                pair.append(subprocess.Popen(cmd, cwd=tmp, env=env, stdout=stdout, stderr=stderr))
+        procs[(data, arch)] = (pair[0], pair[1])
+    yield Started(tmp, procs)
+    for both in procs.values():
+        for proc in both:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def parity(started: Started | None) -> dict[tuple[str, str], Parity]:
+    """The results of every run of RUNS, once all have ended."""
+    assert started is not None
     results = {}
-    for key, (plain_proc, ours_proc) in procs.items():
-        plain_out, plain_err = plain_proc.communicate(timeout=300)
-        ours_out, ours_err = ours_proc.communicate(timeout=300)
-        assert plain_proc.returncode == 0, plain_err[-2000:]
-        out = tmp / f"{key[0]}-{key[1]}"
-        results[key] = Parity(
-            plain=_result_lines(plain_out),
-            gradscope=_result_lines(ours_out),
-            gradscope_rc=ours_proc.returncode,
-            csv=(out / "l.csv").read_text() if (out / "l.csv").exists() else ours_err[-2000:],
-            verdicts=(out / "v.csv").read_text() if (out / "v.csv").exists() else "",
+    for (data, arch), (plain, ours) in started.procs.items():
+        out = started.folder / f"{data}-{arch}"
+        assert plain.wait(timeout=300) == 0, (out / "plain.err").read_text()[-2000:]
+        ours.wait(timeout=300)
+        csv = out / "l.csv"
+        verdicts = out / "v.csv"
+        results[(data, arch)] = Parity(
+            plain=_result_lines((out / "plain.out").read_text()),
+            gradscope=_result_lines((out / "gradscope.out").read_text()),
+            gradscope_rc=ours.returncode,
+            csv=csv.read_text() if csv.exists() else (out / "gradscope.err").read_text()[-2000:],
+            verdicts=verdicts.read_text() if verdicts.exists() else "",
         )
-    yield results
+    return results
 
 
 @pytest.mark.parametrize(("data", "arch"), RUNS, ids=["-".join(r) for r in RUNS])
