@@ -241,7 +241,8 @@ class Session:
             try:
                 experiments = run_experiments(
                     trainer, sample, batches, eval_before, eval_set, step_seconds,
-                    from_logits=out.from_logits if out is not None else None,
+                    # Predictions are logits when the output has no squashing activation.
+                    logits_output=out is not None and out.activation in (None, "linear"),
                     classification=classification,
                     budget_seconds=self.options.budget,
                     seed=self.options.seed or 0,

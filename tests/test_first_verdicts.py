@@ -80,11 +80,21 @@ def test_integer_labels_with_categorical_loss_is_a_label_mismatch() -> None:
     assert "integer class ids" in v.message and "to_categorical" in v.fix
 
 
-def test_class_ids_beyond_the_output_units_are_named() -> None:
+def test_more_classes_than_output_units_is_a_loss_output_mismatch() -> None:
     model = mlp(2, "softmax", "sparse_categorical_crossentropy")
     d = diagnose(model, X, Y_INT)  # ids 0..2, only 2 units
-    v = d.find("loss-label-mismatch")
-    assert "0 to 2" in v.message and "2 units" in v.message
+    v = d.verdicts[0]
+    assert v.check == "loss-output-mismatch" and v.subject == "out"
+    assert "2 output units" in v.message and "3 classes" in v.message
+    assert "Dense(3, activation='softmax')" in v.fix
+
+
+def test_one_based_class_ids_are_a_label_mismatch() -> None:
+    model = mlp(3, "softmax", "sparse_categorical_crossentropy")
+    d = diagnose(model, X, Y_INT + 1)  # ids 1..3 for 3 units
+    v = d.verdicts[0]
+    assert v.check == "loss-label-mismatch" and "one-based" in v.message
+    assert "y - 1" in v.fix
 
 
 def test_binary_labels_outside_zero_one_are_flagged() -> None:

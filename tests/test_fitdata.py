@@ -213,8 +213,10 @@ def test_dataset_fit_sees_every_batch(recorder: Recorder) -> None:
     args, kwargs = fd.fit_args()
     assert args[0] is ds
     assert_same_batches(record_fit(recorder, *args, **kwargs), base)
+    # the label/input sample reads on past the probe batches (a sorted data set's
+    # first batches are one class): here the whole 50-row data set
     sx, sy, sw = fd.sample()
-    assert sx.shape == (24, 3) and sy.shape == (24, 1) and sw is None
+    assert sx.shape == (50, 3) and sy.shape == (50, 1) and sw is None
 
 
 # --------------------------------------------------------------------------- generators

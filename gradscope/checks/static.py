@@ -12,6 +12,7 @@ CATEGORICAL = "categorical_crossentropy"
 SPARSE = "sparse_categorical_crossentropy"
 BINARY = "binary_crossentropy"
 CROSS_ENTROPIES = (CATEGORICAL, SPARSE, BINARY)
+UNIT_TOL = 1e-6  # MinMaxScaler and friends overshoot [0, 1] by rounding
 
 
 def _values(labels: ArrayFacts, limit: int = 8) -> str:
@@ -92,6 +93,53 @@ def loss_output_mismatch(out: OutputFacts) -> list[Verdict]:
             )
         )
     if (
+        out.loss == BINARY
+        and labels is not None
+        and labels.numeric
+        and labels.finite
+        and _multiclass_into_binary(out, labels)
+    ):
+        classes = int(labels.max) + 1
+        found.append(
+            verdict(
+                "loss-output-mismatch",
+                out.layer,
+                f"the labels hold {classes} classes (values {_values(labels)}) but '{out.layer}' "
+                f"has 1 unit and the loss is binary cross-entropy ('{out.loss_display}'), which "
+                "only knows two classes (0 and 1).",
+                f"One unit per class: Dense({classes}, activation='softmax') with "
+                "loss='sparse_categorical_crossentropy'",
+                units=1,
+                classes=classes,
+            )
+        )
+    if (
+        out.loss == SPARSE
+        and labels is not None
+        and labels.numeric
+        and labels.finite
+        and labels.integer_valued
+        and _sparse_shaped(labels)
+        and out.units is not None
+        and labels.min >= 0
+        and labels.max >= out.units
+        and not (labels.min == 1 and labels.max == out.units)
+    ):
+        classes = int(labels.max) + 1
+        found.append(
+            verdict(
+                "loss-output-mismatch",
+                out.layer,
+                f"'{out.layer}' has {out.units} output unit{'s' if out.units != 1 else ''} but "
+                f"the labels hold class ids up to {labels.max:g} ({classes} classes, values "
+                f"{_values(labels)}): the output needs one unit per class.",
+                f"Dense({classes}, activation='softmax') with "
+                "loss='sparse_categorical_crossentropy'",
+                units=out.units,
+                classes=classes,
+            )
+        )
+    if (
         out.loss == CATEGORICAL
         and labels is not None
         and (labels.one_hot or labels.multi_hot)
@@ -112,6 +160,18 @@ def loss_output_mismatch(out: OutputFacts) -> list[Verdict]:
             )
         )
     return found
+
+
+def _multiclass_into_binary(out: OutputFacts, labels: ArrayFacts) -> bool:
+    """Integer class ids 0..C-1 (C > 2) fed to binary cross-entropy on one unit."""
+    return (
+        out.units == 1
+        and labels.integer_valued
+        and _sparse_shaped(labels)
+        and labels.min >= 0
+        and labels.max >= 2
+        and labels.n_unique <= 50
+    )
 
 
 def loss_label_mismatch(out: OutputFacts) -> list[Verdict]:
@@ -154,22 +214,28 @@ def loss_label_mismatch(out: OutputFacts) -> list[Verdict]:
             )
         )
     elif out.loss == SPARSE and out.units is not None and _sparse_shaped(labels):
-        if labels.integer_valued and (labels.min < 0 or labels.max >= out.units):
+        one_based = labels.min == 1 and labels.max == out.units
+        too_few_units = labels.min >= 0 and labels.max >= out.units and not one_based
+        if labels.integer_valued and too_few_units:
+            pass  # the output layer is too small: loss-output-mismatch says so
+        elif labels.integer_valued and (labels.min < 0 or labels.max >= out.units):
             found.append(
                 verdict(
                     "loss-label-mismatch",
                     "labels",
                     f"class ids run from {labels.min:g} to {labels.max:g} but '{out.layer}' has "
-                    f"{out.units} units, so only ids 0..{out.units - 1} are valid.",
-                    f"Give the output layer one unit per class: Dense({int(labels.max) + 1}, "
-                    "activation='softmax'), or re-map the labels to 0..C-1 "
-                    "(e.g. y = y - y.min()).",
+                    f"{out.units} units, so only ids 0..{out.units - 1} are valid"
+                    + (" (the ids look one-based)." if one_based else "."),
+                    "Re-map the labels to 0..C-1, e.g. y = y - 1 for ids that start at 1 "
+                    "(or y = np.unique(y, return_inverse=True)[1]).",
                     min=labels.min,
                     max=labels.max,
                     units=out.units,
                 )
             )
-    if out.loss == BINARY and (labels.min < 0 or labels.max > 1):
+    if out.loss == BINARY and _multiclass_into_binary(out, labels):
+        pass  # class ids 0..C-1 into one unit: loss-output-mismatch says so
+    elif out.loss == BINARY and (labels.min < -UNIT_TOL or labels.max > 1 + UNIT_TOL):
         found.append(
             verdict(
                 "loss-label-mismatch",
@@ -354,6 +420,10 @@ def regression_target_classification(out: OutputFacts) -> list[Verdict]:
         bad = True
     elif out.loss == CATEGORICAL and not labels.integer_valued and not labels.row_sums_one:
         bad = True
+    elif out.loss == BINARY and _sparse_shaped(labels) and not labels.integer_valued:
+        # One continuous value per sample (a price, a score) rather than a yes/no
+        # label; soft labels (label smoothing) take only a couple of values.
+        bad = labels.n_unique > 10
     else:
         bad = False
     if not bad:

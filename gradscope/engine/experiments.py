@@ -101,7 +101,7 @@ def user_learning_rate(optimizer: Any) -> float | None:
         return None
 
 
-def accuracy(pred: np.ndarray, y: Any, from_logits: bool | None) -> float | None:
+def accuracy(pred: np.ndarray, y: Any, logits: bool | None) -> float | None:
     """Training-style accuracy for class labels; None for regression targets."""
     if y is None:
         return None
@@ -110,7 +110,7 @@ def accuracy(pred: np.ndarray, y: Any, from_logits: bool | None) -> float | None
     if pred.ndim == 0 or y.size == 0:
         return None
     if pred.shape[-1] == 1 or pred.ndim == 1:
-        threshold = 0.0 if from_logits else 0.5
+        threshold = 0.0 if logits else 0.5
         p = (pred.reshape(len(pred), -1)[:, 0] > threshold).astype(np.int64)
         t = y.reshape(len(y), -1)[:, 0]
         if not np.all((t == 0) | (t == 1)):
@@ -147,7 +147,7 @@ def run_experiments(
     eval_before: tuple[np.ndarray, float],
     eval_set: tuple[Any, Any],
     step_seconds: float,
-    from_logits: bool | None,
+    logits_output: bool,
     classification: bool,
     budget_seconds: float = 6.0,
     seed: int = 0,
@@ -196,8 +196,8 @@ def run_experiments(
         overfit_loss_start=loss0,
         overfit_loss_end=loss_end,
         overfit_curve=tuple(float(c) for c in curve),
-        overfit_acc_start=accuracy(pred0, oy_np, from_logits) if classification else None,
-        overfit_acc_end=accuracy(pred_end, oy_np, from_logits) if classification else None,
+        overfit_acc_start=accuracy(pred0, oy_np, logits_output) if classification else None,
+        overfit_acc_end=accuracy(pred_end, oy_np, logits_output) if classification else None,
         overfit_majority=majority_rate(oy_np, facts["n_units"]) if classification else None,
         overfit_spread_end=_spread(pred_end),
     )
@@ -244,9 +244,9 @@ def run_experiments(
         h_pred, h_loss = trainer.evaluate(hx, hy)
         facts.update(
             heldout_steps=i + 1,
-            heldout_train_acc=accuracy(t_pred, ty_np, from_logits),
-            heldout_acc_start=accuracy(h_pred0, hy_np, from_logits),
-            heldout_acc=accuracy(h_pred, hy_np, from_logits),
+            heldout_train_acc=accuracy(t_pred, ty_np, logits_output),
+            heldout_acc_start=accuracy(h_pred0, hy_np, logits_output),
+            heldout_acc=accuracy(h_pred, hy_np, logits_output),
             heldout_majority=majority_rate(hy_np, facts["n_units"]),
             heldout_train_loss=(t_loss0, t_loss),
             heldout_loss=(h_loss0, h_loss),

@@ -86,19 +86,21 @@ def _labels_per_output(y: Any, output_names: list[str]) -> list[Any]:
 
 
 @contextmanager
-def _record_layer_outputs(found: dict[int, Any], first: list[Any]) -> Iterator[None]:
-    """Map id(output tensor) -> the layer that produced it, during one eager call;
-    `first` gets (layer, input) of the first leaf layer with weights to run."""
+def _record_layer_outputs(calls: list[tuple[Any, Any]], first: list[Any]) -> Iterator[None]:
+    """Record (leaf layer, output) in call order during one eager call; `first`
+    gets (layer, input) of the first leaf layer with weights to run."""
     original = Layer.__call__
 
     def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if not first and own_variables(layer) and not getattr(layer, "_layers", None) and args:
+        leaf = not getattr(layer, "_layers", None)
+        if leaf and not first and own_variables(layer) and args:
             leaves = [t for t in tree.flatten(args[0]) if hasattr(t, "shape")]
             if leaves:
                 first.append((layer, leaves[0]))
         out = original(layer, *args, **kwargs)
-        for t in tree.flatten(out):
-            found.setdefault(id(t), layer)
+        if leaf:
+            for t in tree.flatten(out):
+                calls.append((layer, t))
         return out
 
     Layer.__call__ = recording_call  # type: ignore[method-assign]
@@ -112,14 +114,31 @@ def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any], list[Any]]:
     """(predictions per output, the layer that produced each, [(first weighted
     layer, its input)]) from one eager inference call; the innermost producing
     layer wins for nested models."""
-    produced: dict[int, Any] = {}
+    calls: list[tuple[Any, Any]] = []
     first: list[Any] = []
-    with _record_layer_outputs(produced, first):
+    with _record_layer_outputs(calls, first):
         y_pred = model(x, training=False)
     outputs = tree.flatten(y_pred)
-    leaves = probe_layers(model)
-    producers = [produced.get(id(t), leaves[-1] if leaves else None) for t in outputs]
+    by_id = {id(t): layer for layer, t in calls}
+    producers = []
+    for t in outputs:
+        layer = by_id.get(id(t))
+        if layer is None:
+            # The model re-wrapped its output (subclassed models do): take the
+            # last leaf layer whose output has the same shape.
+            same = [lyr for lyr, o in calls if tuple(o.shape) == tuple(t.shape)]
+            layer = same[-1] if same else (calls[-1][0] if calls else None)
+        producers.append(layer)
     return outputs, producers, first
+
+
+def _looks_like_softmax(pred: np.ndarray) -> bool:
+    """Rows of non-negative values summing to 1: probabilities, whatever layer made them
+    (e.g. an Average of softmax heads)."""
+    if pred.ndim < 2 or pred.shape[-1] < 2 or pred.size == 0 or not np.all(np.isfinite(pred)):
+        return False
+    rows = pred.reshape(-1, pred.shape[-1]).astype(np.float64)
+    return bool(rows.min() >= 0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
 
 
 def _metric_names(metrics: Any) -> tuple[str, ...]:
@@ -150,12 +169,15 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
     ):
         kind, display, from_logits = canonical_loss(out_loss)
         shape = tuple(t.shape)
+        activation = activation_kind(layer) if layer is not None else None
+        if activation in (None, "linear") and _looks_like_softmax(np.asarray(t)):
+            activation = "softmax"
         outs.append(
             OutputFacts(
                 name=name,
                 layer=layer.name if layer is not None else name,
                 units=int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else 1,
-                activation=activation_kind(layer) if layer is not None else None,
+                activation=activation,
                 loss=kind,
                 loss_display=display,
                 from_logits=from_logits,

@@ -1,0 +1,34 @@
+"""The demo corpus in scripts/demo/: each script's expected verdict, read from
+its docstring (`gradscope-expect: <id>` or `healthy`, `gradscope-also: <id>, ...`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+@dataclass(frozen=True)
+class Demo:
+    path: Path
+    expect: str  # a check ID, or "healthy"
+    also: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def demos() -> list[Demo]:
+    found = []
+    for path in sorted(DEMO_DIR.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        expect = re.search(r"gradscope-expect:\s*([\w-]+)", text)
+        if not expect:
+            continue
+        also = re.search(r"gradscope-also:\s*([\w\-, ]+)", text)
+        extra = tuple(a.strip() for a in also.group(1).split(",") if a.strip()) if also else ()
+        found.append(Demo(path, expect.group(1), extra))
+    return found
