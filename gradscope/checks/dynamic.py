@@ -28,10 +28,23 @@ def _bad_gradients(p: ProbeFacts) -> np.ndarray:
     return np.isinf(p.grad_norm) | (np.isnan(p.grad_norm) & has_weights)
 
 
-def nonfinite_loss(p: ProbeFacts) -> list[Verdict]:
+def nonfinite_loss(p: ProbeFacts, e: ExperimentFacts | None = None) -> list[Verdict]:
     bad_steps = [i for i, v in enumerate(p.losses) if not math.isfinite(float(v))]
     bad_steps += [int(i) for i in np.where(np.any(_bad_gradients(p), axis=1))[0]]
     if not bad_steps:
+        if e is not None and e.overfit_steps and not math.isfinite(e.overfit_loss_end):
+            curve = ", ".join(f"{c:.4g}" for c in e.overfit_curve[:8])
+            return [
+                verdict(
+                    "nonfinite-loss",
+                    "loss",
+                    f"the loss became NaN/Inf while a clone trained on 32 samples "
+                    f"(loss every few steps: {curve}); the {p.losses.size} probe steps were "
+                    "still finite, so it appears as training goes on.",
+                    _NONFINITE_FIX,
+                    curve=list(e.overfit_curve),
+                )
+            ]
         return []
     step = min(bad_steps)
     culprit = _first_nonfinite_layer(p, step)
@@ -43,13 +56,19 @@ def nonfinite_loss(p: ProbeFacts) -> list[Verdict]:
             culprit or "loss",
             f"the loss or a gradient became NaN/Inf at probe step {step + 1} "
             f"(losses: {loss_text}).{where}",
-            "Look for NaN/Inf or huge values in the inputs and labels, lower the learning rate, "
-            "and avoid log(0): use the loss with from_logits=True on a linear output, or "
-            "clip gradients: optimizer = keras.optimizers.Adam(1e-3, clipnorm=1.0)",
+            _NONFINITE_FIX,
             step=step + 1,
             layer=culprit,
         )
     ]
+
+
+_NONFINITE_FIX = (
+    "Look for NaN/Inf or huge values in the inputs and labels, lower the learning rate, "
+    "and avoid log(0) in a hand-written loss (clip: ops.clip(p, 1e-7, 1 - 1e-7), or use "
+    "Keras's loss with from_logits=True on a linear output); clip gradients: "
+    "keras.optimizers.Adam(1e-3, clipnorm=1.0)"
+)
 
 
 def _first_nonfinite_layer(p: ProbeFacts, step: int) -> str | None:
@@ -160,6 +179,23 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
         return found
     zero_every_step = np.all(p.grad_norm == 0.0, axis=0)
     names = [p.layers[i] for i in np.where(zero_every_step)[0]]
+    zero_weights = [p.layers[i] for i in _zero_weight_layers(p)]
+    if zero_weights:
+        found.append(
+            verdict(
+                "zero-gradient",
+                zero_weights[0],
+                f"the weights of {', '.join(zero_weights[:6])} start at exactly 0: every unit "
+                "computes the same thing, ReLUs output 0 and the gradients are zero or "
+                "identical, so the units never differentiate.",
+                "Use a random initialiser (the Keras default), e.g. "
+                "Dense(n, kernel_initializer='glorot_uniform'); for reproducibility seed it: "
+                "keras.utils.set_random_seed(0)",
+                severity="error",
+                layers=zero_weights[:20],
+            )
+        )
+        names = [n for n in names if n not in zero_weights]
     with_weights = [i for i in range(len(p.layers)) if np.any(np.isfinite(p.grad_norm[:, i]))]
     if names:
         everything = len(names) == len(with_weights)
@@ -180,6 +216,13 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
             )
         )
     return found
+
+
+def _zero_weight_layers(p: ProbeFacts) -> list[int]:
+    """Layers whose weights were all exactly zero at the first probe step."""
+    if p.weight_norm.size == 0:
+        return []
+    return [int(i) for i in np.where(p.weight_norm[0] == 0.0)[0]]
 
 
 def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
@@ -221,11 +264,14 @@ def dead_relu(p: ProbeFacts) -> list[Verdict]:
     found: list[Verdict] = []
     if p.dead.size == 0:
         return found
+    # Units behind all-zero weights are "dead" only as a consequence: zero-gradient
+    # names that cause.
+    zeroed = set(_zero_weight_layers(p))
     with np.errstate(all="ignore"):
         least = np.nanmin(np.where(np.isnan(p.dead), np.inf, p.dead), axis=0)
     for i, name in enumerate(p.layers):
         share = float(least[i])
-        if not math.isfinite(share) or share < DEAD:
+        if i in zeroed or not math.isfinite(share) or share < DEAD:
             continue
         whole = share >= 1.0
         found.append(
@@ -344,6 +390,12 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         and best[0] <= user_lr / 10
         and (user_loss is None or not math.isfinite(user_loss) or best[1] < 0.9 * user_loss)
     )
+    # A clearly better loss at a rate 10x lower or more: the user's rate overshoots.
+    sweep_strongly_lower = (
+        sweep_says_lower
+        and best is not None
+        and (user_loss is None or not math.isfinite(user_loss) or best[1] < 0.8 * user_loss)
+    )
     sweep_says_higher = (
         best is not None
         and user_lr is not None
@@ -351,7 +403,9 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         and user_loss is not None
         and best[1] < user_loss - 0.1 * abs(e.init_loss)
     )
-    if ratio >= UPDATE_HIGH and (diverged or sweep_says_lower):
+    if (ratio >= UPDATE_HIGH and (diverged or sweep_says_lower)) or (
+        ratio >= UPDATE_HIGH / 10 and sweep_strongly_lower
+    ):
         return [
             verdict(
                 "lr-too-high",
@@ -537,13 +591,16 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
 
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
-    found = nonfinite_loss(p)
+    found = nonfinite_loss(p, e)
     if found:
-        # What led up to the NaN: huge or growing gradients in the finite steps before.
-        return found + exploding_gradient(p) + symptoms(p, e, classification, n_classes, loss_kind)
+        # What led up to the NaN ranks first: a learning rate far too high, or huge /
+        # growing gradients in the finite steps before it.
+        before = learning_rate(p, e) + exploding_gradient(p)
+        return before + found + symptoms(p, e, classification, n_classes, loss_kind)
     found += exploding_gradient(p)
     found += zero_gradient(p)
-    found += vanishing_gradient(p)
+    if not _zero_weight_layers(p):
+        found += vanishing_gradient(p)
     found += dead_relu(p)
     found += saturated_activation(p)
     found += regularization_dominates(p)

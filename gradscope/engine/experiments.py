@@ -17,7 +17,7 @@ from gradscope.checks.facts import ExperimentFacts, SweepPoint
 
 OVERFIT_SAMPLES = 32
 OVERFIT_STEPS = 150
-SWEEP_STEPS = 12
+SWEEP_STEPS = 50
 HELDOUT_STEPS = 200
 HELDOUT_MIN_SAMPLES = 128
 

@@ -208,7 +208,8 @@ def _is_pydataset(x: Any) -> bool:
 # --------------------------------------------------------------------------- sources
 
 
-SAMPLE_MAX_BATCHES = 64  # a tf.data sample reads at most this many batches
+SAMPLE_MAX_BATCHES = 64  # a tf.data sample keeps at most this many batches
+SAMPLE_SPREAD_LIMIT = 4096  # ...spread over data sets of up to this many batches
 
 
 class _Source:
@@ -373,8 +374,16 @@ class _DatasetSource(_Source):
         # (a fresh iterator, up to SAMPLE_MAX_BATCHES) so label checks see the mix.
         batches: list[Batch] = []
         seen = 0
+        dataset = self._dataset
+        try:
+            cardinality = int(dataset.cardinality())
+        except Exception:  # noqa: BLE001 - exotic datasets: read from the start
+            cardinality = -1
+        if SAMPLE_MAX_BATCHES < cardinality <= SAMPLE_SPREAD_LIMIT:
+            # Spread the sample over the whole (finite, in-memory sized) data set.
+            dataset = dataset.shard(cardinality // SAMPLE_MAX_BATCHES, 0)
         with _preserved_global_rng():
-            for element in self._dataset.take(SAMPLE_MAX_BATCHES):
+            for element in dataset.take(SAMPLE_MAX_BATCHES):
                 batch = _unpack(element)
                 batches.append(batch)
                 seen += _leading_dim(batch[0]) or 0
