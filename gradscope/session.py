@@ -79,21 +79,26 @@ class Session:
     def _probe_failed(self, exc: BaseException) -> None:
         from gradscope.checks.catalogue import verdict
 
-        detail = f"{type(exc).__name__}: {exc}".strip().splitlines()
+        detail = [line for line in f"{type(exc).__name__}: {exc}".strip().splitlines() if line.strip()]
+        # TF errors put the useful line last ("Received a label value of 6 ...").
         first = detail[0][:300] if detail else type(exc).__name__
-        self._issue(
-            [
-                verdict(
-                    "probe-failed",
-                    "model",
-                    f"gradscope could not finish probing this model ({first}); the verdicts "
-                    "above come from the checks that did run.",
-                    "If fit() itself fails the same way, the verdicts above usually say why. "
-                    "Otherwise please report this with the traceback from --record.",
-                    error=first,
-                )
-            ]
-        )
+        explained = any(v.severity == "error" for v in self.bus.verdicts())
+        if explained:
+            message = (
+                f"a training step on a clone fails ({first}): the user's fit() will fail the "
+                "same way, for the reason in the verdict above."
+            )
+            fix = "Apply the fix of the verdict above."
+        else:
+            message = (
+                f"gradscope could not finish probing this model ({first}); the verdicts "
+                "above come from the checks that did run."
+            )
+            fix = (
+                "If fit() itself fails the same way, the error says why. Otherwise run with "
+                "GRADSCOPE_DEBUG=1 and report the traceback."
+            )
+        self._issue([verdict("probe-failed", "model", message, fix, error=first)])
         self.bus.emit(Note("warning", "probe failed: " + first))
         if "GRADSCOPE_DEBUG" in os.environ:
             traceback.print_exception(exc, file=sys.stderr)
@@ -248,7 +253,9 @@ class Session:
                     seed=self.options.seed or 0,
                 )
                 experiments = replace(
-                    experiments, optimizer_name=type(
+                    experiments,
+                    probability_output=out is not None and out.activation in ("softmax", "sigmoid"),
+                    optimizer_name=type(
                         getattr(target.optimizer, "inner_optimizer", target.optimizer)
                     ).__name__
                 )

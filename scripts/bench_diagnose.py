@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_corpus import demos  # noqa: E402
+from demo_corpus import demos, first_verdict_matches  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
             rows = list(csv.DictReader(verdicts.open())) if verdicts.exists() else []
         serious = [r["check"] for r in rows if r["severity"] in ("error", "warning")]
         first = serious[0] if serious else "healthy"
-        ok = first == demo.expect
+        ok = first_verdict_matches(demo, [(r["check"], r["severity"]) for r in rows])
         hits += ok
         total += 1
         times.append(wall)

@@ -32,3 +32,15 @@ def demos() -> list[Demo]:
         extra = tuple(a.strip() for a in also.group(1).split(",") if a.strip()) if also else ()
         found.append(Demo(path, expect.group(1), extra))
     return found
+
+
+def first_verdict_matches(demo: Demo, ranked: list[tuple[str, str]]) -> bool:
+    """`ranked`: (check, severity) in rank order. A buggy demo's first error/warning
+    must be its expected check (for an `info`-level expectation: present, and no
+    error/warning at all); a healthy demo must get no error/warning."""
+    serious = [c for c, sev in ranked if sev in ("error", "warning")]
+    if demo.expect == "healthy":
+        return not serious
+    if serious:
+        return serious[0] == demo.expect
+    return any(c == demo.expect for c, _ in ranked)

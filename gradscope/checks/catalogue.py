@@ -56,6 +56,7 @@ _ENTRIES = [
     ("regularization-dominates", "warning", "cause", "regularisation dwarfs the data loss"),
     ("undertrained", "info", "symptom", "the budget ends while the loss still falls"),
     # gradscope's own (extensions of the catalogue)
+    ("label-smoothing-too-high", "error", "cause", "label smoothing blends the targets towards uniform"),
     ("probe-failed", "info", "cause", "gradscope could not probe this model"),
 ]
 

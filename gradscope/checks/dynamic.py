@@ -403,7 +403,10 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         and user_loss is not None
         and best[1] < user_loss - 0.1 * abs(e.init_loss)
     )
-    if (ratio >= UPDATE_HIGH and (diverged or sweep_says_lower)) or (
+    # When the sweep's best rate is the user's own (or higher), the rate is not
+    # what goes wrong: an initialisation or input problem makes the steps huge.
+    sweep_clears_user = best is not None and user_lr is not None and best[0] >= user_lr
+    if not sweep_clears_user and (ratio >= UPDATE_HIGH and (diverged or sweep_says_lower)) or (
         ratio >= UPDATE_HIGH / 10 and sweep_strongly_lower
     ):
         return [
@@ -459,7 +462,10 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
             )
         )
     spread = e.overfit_spread_end if math.isfinite(e.overfit_spread_end) else e.pred_spread_after
-    if math.isfinite(spread) and spread <= 1e-6 * max(1.0, scale):
+    # After training on 32 samples a working model's outputs differ between them;
+    # probabilities that agree to 1e-3 (or any output to 1e-6 of its scale) do not.
+    tolerance = 1e-3 if e.probability_output else 1e-6 * max(1.0, scale)
+    if math.isfinite(spread) and spread <= tolerance:
         found.append(
             verdict(
                 "collapsed-predictions",
@@ -501,12 +507,38 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     loss_end=end,
                 )
             )
-    if (
+    stuck_on_subset = (
         e.overfit_acc_end is not None
         and e.overfit_majority is not None
         and e.overfit_acc_end <= e.overfit_majority + 0.02
         and e.overfit_majority < 1.0
-    ):
+    )
+    # Fitting 256 samples for a few epochs leaves train and held-back accuracy
+    # both exactly at the majority share: it predicts one class for everything.
+    stuck_on_fit = (
+        e.heldout_train_acc is not None
+        and e.heldout_acc is not None
+        and e.heldout_majority is not None
+        and 0.5 <= e.heldout_majority < 1.0
+        and abs(e.heldout_train_acc - e.heldout_majority) <= 0.01
+        and abs(e.heldout_acc - e.heldout_majority) <= 0.01
+    )
+    if stuck_on_fit and not stuck_on_subset:
+        found.append(
+            verdict(
+                "accuracy-at-baseline",
+                "model",
+                f"after {e.heldout_steps} steps on 256 samples the accuracy is "
+                f"{e.heldout_train_acc:.0%} on them and {e.heldout_acc:.0%} on held-back "
+                f"samples: exactly the share of the majority class ({e.heldout_majority:.0%}). "
+                "The model predicts the majority class for everything.",
+                "Weight the rare class (class_weight='balanced'-style weights), check the "
+                "features carry signal, and judge by recall / AUC rather than accuracy.",
+                accuracy=e.heldout_acc,
+                majority=e.heldout_majority,
+            )
+        )
+    if stuck_on_subset:
         found.append(
             verdict(
                 "accuracy-at-baseline",
@@ -520,19 +552,32 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 majority=e.overfit_majority,
             )
         )
-    if (
+    curve = [c for c in e.overfit_curve if math.isfinite(c)]
+    tail = curve[len(curve) // 2 :]
+    # Flat from the start, or stuck on a plateau for the second half of the
+    # overfit run without having got anywhere (a learning model keeps falling).
+    plateau = (
+        len(tail) >= 3
+        and (max(tail) - min(tail)) <= 1e-3 * max(abs(tail[0]), 1e-12)
+        and math.isfinite(end)
+        and end > 0.5 * start
+        and end > 1e-3
+    )
+    flat_from_start = (
         math.isfinite(e.loss_after_probe)
         and math.isfinite(e.init_loss)
         and abs(e.loss_after_probe - e.init_loss) <= 1e-6 * max(abs(e.init_loss), 1e-12)
         and math.isfinite(start)
         and abs(end - start) <= 1e-4 * max(abs(start), 1e-12)
-    ):
+    )
+    if flat_from_start or plateau:
         found.append(
             verdict(
                 "loss-flat",
                 "loss",
                 f"the loss does not move: {e.init_loss:.6g} before and {e.loss_after_probe:.6g} "
-                f"after the probe steps, {start:.6g} -> {end:.6g} while overfitting 32 samples.",
+                f"after the probe steps; while overfitting 32 samples it went {start:.6g} -> "
+                f"{end:.6g} and then stayed flat.",
                 "See the cause reported with this verdict.",
             )
         )

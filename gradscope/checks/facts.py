@@ -120,6 +120,8 @@ class OutputFacts:
     loss_display: str  # as the user wrote it, for messages
     from_logits: bool | None
     labels: ArrayFacts | None
+    label_smoothing: float = 0.0
+    metrics: tuple[str, ...] = ()  # metric names compiled for this output, lower case
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class ExperimentFacts:
     pred_scale: float  # largest |prediction| before
     pred_spread_after: float  # largest std across samples of an output unit
     n_units: int
+    probability_output: bool = False  # the output is softmax/sigmoid probabilities
     overfit_steps: int = 0
     overfit_loss_start: float = float("nan")
     overfit_loss_end: float = float("nan")

@@ -34,6 +34,30 @@ def _sparse_shaped(labels: ArrayFacts) -> bool:
     return len(labels.shape) == 1 or (len(labels.shape) >= 2 and labels.shape[-1] == 1)
 
 
+LABEL_SMOOTHING_ERROR = 0.9
+
+
+def label_smoothing(out: OutputFacts) -> list[Verdict]:
+    s = out.label_smoothing
+    if out.loss not in (CATEGORICAL, BINARY) or s < 0.5:
+        return []
+    uniform = s >= LABEL_SMOOTHING_ERROR
+    return [
+        verdict(
+            "label-smoothing-too-high",
+            "loss",
+            f"'{out.loss_display}' has label_smoothing={s:g}: the targets are blended "
+            + ("into a uniform distribution, so every class gets the same target and there "
+               "is nothing left to learn." if uniform else
+               "that far towards uniform, so the correct class barely stands out."),
+            f"Use a small value such as label_smoothing=0.1 (or 0): "
+            f"keras.losses.{_loss_class(out.loss)}(label_smoothing=0.1)",
+            severity="error" if uniform else "warning",
+            label_smoothing=s,
+        )
+    ]
+
+
 def single_unit_softmax(out: OutputFacts) -> list[Verdict]:
     if out.activation != "softmax" or out.units != 1:
         return []
@@ -447,7 +471,7 @@ def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]
     labels = out.labels
     if labels is None or out.loss not in REGRESSION_LOSSES or labels.integer_valued:
         return []
-    names = [m for m in facts.metrics if "accuracy" in m or m == "acc"]
+    names = [m for m in out.metrics if "accuracy" in m or m == "acc"]
     if not names:
         return []
     return [
@@ -674,6 +698,7 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
     found += frozen(facts)
     for out in facts.outputs:
         found += single_unit_softmax(out)
+        found += label_smoothing(out)
         found += loss_output_mismatch(out)
         found += loss_label_mismatch(out)
         found += logits_mismatch(out)

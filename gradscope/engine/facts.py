@@ -67,6 +67,29 @@ def canonical_loss(loss: Any) -> tuple[str | None, str, bool | None]:
     return kind, name, from_logits
 
 
+def _label_smoothing(loss: Any) -> float:
+    try:
+        config = loss.get_config() if hasattr(loss, "get_config") else {}
+        return float(config.get("label_smoothing") or 0.0) if isinstance(config, dict) else 0.0
+    except Exception:  # noqa: BLE001 - custom losses need not have a config
+        return 0.0
+
+
+def _metrics_per_output(metrics: Any, output_names: list[str]) -> list[tuple[str, ...]]:
+    if metrics is None:
+        return [()] * len(output_names)
+    if isinstance(metrics, dict):
+        return [_metric_names(metrics.get(name)) for name in output_names]
+    if (
+        isinstance(metrics, (list, tuple))
+        and len(metrics) == len(output_names)
+        and len(output_names) > 1
+        and all(isinstance(m, (list, tuple)) or m is None for m in metrics)
+    ):
+        return [_metric_names(m) for m in metrics]
+    return [_metric_names(metrics)] * len(output_names)
+
+
 def _losses_per_output(loss: Any, output_names: list[str]) -> list[Any]:
     if isinstance(loss, dict):
         return [loss.get(name) for name in output_names]
@@ -163,9 +186,12 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
     loss = config.config.get("loss") if config is not None else getattr(model, "loss", None)
     per_loss = _losses_per_output(loss, names)
     per_labels = _labels_per_output(y, names)
+    per_metrics = _metrics_per_output(
+        config.config.get("metrics") if config is not None else None, names
+    )
     outs = []
-    for name, t, layer, out_loss, labels in zip(
-        names, outputs, producers, per_loss, per_labels, strict=True
+    for name, t, layer, out_loss, labels, out_metrics in zip(
+        names, outputs, producers, per_loss, per_labels, per_metrics, strict=True
     ):
         kind, display, from_logits = canonical_loss(out_loss)
         shape = tuple(t.shape)
@@ -182,6 +208,8 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
                 loss_display=display,
                 from_logits=from_logits,
                 labels=summarize(labels) if labels is not None else None,
+                label_smoothing=_label_smoothing(out_loss),
+                metrics=out_metrics,
             )
         )
     weighted = [layer for layer in probe_layers(model) if own_variables(layer)]

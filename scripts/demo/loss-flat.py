@@ -2,8 +2,8 @@
 probabilities. Now the loss is 2.3026 in every single epoch and accuracy jumps
 around near chance. Without the smoothing it trains fine.
 
-gradscope-expect: loss-flat
-gradscope-also: collapsed-predictions, cannot-overfit, accuracy-at-baseline
+gradscope-expect: label-smoothing-too-high
+gradscope-also: loss-flat, collapsed-predictions, cannot-overfit, accuracy-at-baseline
 """
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
