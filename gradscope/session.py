@@ -43,6 +43,8 @@ class Session:
         self.fit_seen = False
         self._finished = False
         self._data_kind = "arrays"
+        self._budget_steps: int | None = None
+        self._batch_size = 32
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: Any) -> Any:
@@ -122,6 +124,11 @@ class Session:
                 f"held-back subset: train accuracy {e.heldout_train_acc:.0%}, held-back "
                 f"{e.heldout_acc:.0%} (majority class {e.heldout_majority:.0%})"
             )
+        if e.budget_curve:
+            lines.append(
+                f"your budget of {e.budget_steps} steps replayed on a clone: evaluation loss "
+                + " -> ".join(f"{c:.4g}" for c in e.budget_curve)
+            )
         for line in lines:
             self.bus.emit(Note("info", line))
 
@@ -134,6 +141,8 @@ class Session:
         self.bus.emit(PhaseChanged("static"))
         data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
         self._data_kind = data.kind
+        self._budget_steps = _budget_steps(call, data)
+        self._batch_size = data.batch_size or 32
         # Take the probe batches first: a generator's fit_args replays what was taken.
         batches = data.probe_batches(max(1, self.options.steps))
         args, kwargs = data.fit_args()
@@ -251,6 +260,8 @@ class Session:
                     classification=classification,
                     budget_seconds=self.options.budget,
                     seed=self.options.seed or 0,
+                    budget_steps=self._budget_steps,
+                    batch_size=self._batch_size,
                 )
                 experiments = replace(
                     experiments,
@@ -327,6 +338,35 @@ def _with_trainable(facts: Any, user: tuple[int, int, tuple[str, ...], tuple[str
         weighted_layers=weighted,
         frozen_layers=frozen,
     )
+
+
+def _budget_steps(call: Any, data: Any) -> int | None:
+    """Training steps the user's fit will run (epochs x steps per epoch), if known."""
+    import inspect
+
+    try:
+        bound = inspect.signature(call.original).bind(call.model, *call.args, **call.kwargs)
+    except TypeError:
+        return None
+    args = bound.arguments
+    epochs = int(args.get("epochs", 1) or 1) - int(args.get("initial_epoch", 0) or 0)
+    per_epoch = args.get("steps_per_epoch")
+    if per_epoch is None and data.kind == "arrays" and data.num_samples and data.batch_size:
+        per_epoch = -(-int(data.num_samples) // int(data.batch_size))
+    elif per_epoch is None and data.kind == "pydataset":
+        try:
+            per_epoch = len(args.get("x"))
+        except TypeError:
+            per_epoch = None
+    elif per_epoch is None and data.kind == "dataset":
+        try:
+            card = int(args.get("x").cardinality())
+            per_epoch = card if card > 0 else None
+        except Exception:  # noqa: BLE001
+            per_epoch = None
+    if not per_epoch or epochs <= 0:
+        return None
+    return int(per_epoch) * epochs
 
 
 def _batch_facts(kind: str, batches: list[Any]) -> Any:

@@ -634,6 +634,46 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
     return found
 
 
+def undertrained(e: ExperimentFacts | None) -> list[Verdict]:
+    if e is None or len(e.budget_curve) < 3 or not all(math.isfinite(c) for c in e.budget_curve):
+        return []
+    curve = e.budget_curve
+    start, end = curve[0], curve[-1]
+    # Still going down at the end, at no less than a quarter of its average pace:
+    # the budget ends before the loss levels off.
+    average_drop = (start - end) / (len(curve) - 1)
+    still_falling = end < 0.995 * start and (curve[-2] - end) >= 0.25 * average_drop > 0
+    best = _best_lr(e)
+    lower_possible = (best is not None and best[1] <= 0.7 * end) or (
+        math.isfinite(e.overfit_loss_end) and e.overfit_loss_end <= 0.3 * e.overfit_loss_start
+    )
+    if not (still_falling and lower_possible):
+        return []
+    at_chance = (
+        e.budget_acc_end is not None
+        and e.eval_majority is not None
+        and e.budget_acc_end <= e.eval_majority + 0.05
+    )
+    trend = " -> ".join(f"{c:.4g}" for c in curve)
+    better = f"; at lr={best[0]:.0e} a clone got to {best[1]:.4g} in {e.sweep_steps} steps" if best else ""
+    return [
+        verdict(
+            "undertrained",
+            "model",
+            f"replaying your budget of {e.budget_steps} steps on a clone, the loss is still "
+            f"falling when it ends ({trend}){better}"
+            + (f", and accuracy would still be {e.budget_acc_end:.0%} (majority class "
+               f"{e.eval_majority:.0%})." if at_chance else "."),
+            "Train for more epochs, or raise the learning rate"
+            + (f" (e.g. learning_rate={best[0]:.0e})" if best else "")
+            + "; an EarlyStopping callback can pick the stopping point for you.",
+            severity="warning" if at_chance else "info",
+            budget_steps=e.budget_steps,
+            curve=list(curve),
+        )
+    ]
+
+
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
     found = nonfinite_loss(p, e)
@@ -649,6 +689,9 @@ def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
     found += dead_relu(p)
     found += saturated_activation(p)
     found += regularization_dominates(p)
-    found += learning_rate(p, e)
+    lr = learning_rate(p, e)
+    found += lr
     found += symptoms(p, e, classification, n_classes, loss_kind)
+    if not any(v.severity == "error" for v in found):
+        found += undertrained(e)
     return found

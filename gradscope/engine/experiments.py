@@ -20,6 +20,7 @@ OVERFIT_STEPS = 150
 SWEEP_STEPS = 50
 HELDOUT_STEPS = 200
 HELDOUT_MIN_SAMPLES = 128
+BUDGET_REPLAY_MAX = 400  # replay the user's whole budget only when it is this short
 
 
 def _take(struct: Any, idx: np.ndarray) -> Any:
@@ -151,6 +152,8 @@ def run_experiments(
     classification: bool,
     budget_seconds: float = 6.0,
     seed: int = 0,
+    budget_steps: int | None = None,
+    batch_size: int = 32,
 ) -> ExperimentFacts:
     """Run what fits in `budget_seconds`; the probe steps have already moved the
     target, so every experiment starts with `trainer.reset()`."""
@@ -250,6 +253,29 @@ def run_experiments(
             heldout_majority=majority_rate(hy_np, facts["n_units"]),
             heldout_train_loss=(t_loss0, t_loss),
             heldout_loss=(h_loss0, h_loss),
+        )
+    # 4. The user's own budget (epochs x steps), replayed on the sample at their
+    # learning rate, when it is short enough to afford: is it over before the
+    # model has learned?
+    if budget_steps and budget_steps <= BUDGET_REPLAY_MAX and budget_steps * step < left():
+        bs = max(1, min(batch_size, n))
+        trainer.reset()
+        checkpoints = sorted({max(1, round(budget_steps * f)) for f in (0.25, 0.5, 0.75, 1.0)})
+        curve = [loss_before]
+        perm = rng.permutation(n)
+        for i in range(1, budget_steps + 1):
+            lo = ((i - 1) * bs) % n
+            sl = perm[np.arange(lo, lo + bs) % n]
+            trainer.train(_tensors(_take(sx, sl)), _tensors(_take(sy, sl)), None)
+            if i in checkpoints:
+                curve.append(trainer.evaluate(xe_t, ye_t)[1])
+        pred_end, _ = trainer.evaluate(xe_t, ye_t)
+        ye_np = np.asarray(_first(ye))
+        facts.update(
+            budget_steps=budget_steps,
+            budget_curve=tuple(float(c) for c in curve),
+            budget_acc_end=accuracy(pred_end, ye_np, logits_output) if classification else None,
+            eval_majority=majority_rate(ye_np, facts["n_units"]) if classification else None,
         )
     trainer.reset()
     facts["seconds"] = time.perf_counter() - start
