@@ -48,12 +48,23 @@ class LayerCsvSink:
         self._owned = target != "-"
         self._stream: TextIO = open_output(target) if self._owned else sys.stdout
         self._writer = csv.writer(self._stream, lineterminator="\n")
+        # A file gets its header at once (a complete, empty table); stdout only
+        # once there are rows, so a script that never reaches fit() prints
+        # exactly what it prints under python.
+        self._header_written = False
+        if self._owned:
+            self._write_header()
+
+    def _write_header(self) -> None:
         self._writer.writerow(COLUMNS)
         self._stream.flush()
+        self._header_written = True
 
     def handle(self, event: Event) -> None:
         if not isinstance(event, LayerStats):
             return
+        if not self._header_written:
+            self._write_header()
         for row in event.rows:
             self._writer.writerow(
                 [
