@@ -353,14 +353,15 @@ def _budget_steps(call: Any, data: Any) -> int | None:
     per_epoch = args.get("steps_per_epoch")
     if per_epoch is None and data.kind == "arrays" and data.num_samples and data.batch_size:
         per_epoch = -(-int(data.num_samples) // int(data.batch_size))
-    elif per_epoch is None and data.kind == "pydataset":
+    x: Any = args.get("x")
+    if per_epoch is None and data.kind == "pydataset":
         try:
-            per_epoch = len(args.get("x"))
+            per_epoch = len(x)
         except TypeError:
             per_epoch = None
     elif per_epoch is None and data.kind == "dataset":
         try:
-            card = int(args.get("x").cardinality())
+            card = int(x.cardinality())
             per_epoch = card if card > 0 else None
         except Exception:  # noqa: BLE001
             per_epoch = None

@@ -8,7 +8,7 @@ import numpy as np
 
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ExperimentFacts, ProbeFacts
-from gradscope.verdicts import Verdict
+from gradscope.verdicts import Severity, Verdict
 
 # Vanishing gradients (docs/checks.md): ratio of the first trainable layer's
 # gradient norm to the last one's, median over probe steps. AUTOTRAINER flags
@@ -110,7 +110,7 @@ def vanishing_gradient(p: ProbeFacts) -> list[Verdict]:
     ratio = float(med[first] / med[last])
     if ratio >= VANISH_WARN:
         return []
-    severity = "error" if ratio < VANISH_ERROR else "warning"
+    severity: Severity = "error" if ratio < VANISH_ERROR else "warning"
     return [
         verdict(
             "vanishing-gradient",

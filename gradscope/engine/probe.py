@@ -167,10 +167,15 @@ class ProbeStep:
         figures = []
         for i in range(n):
             mean, mean_sq, saturated, alive = result.act[i]
+            grad: float | None
+            weight: float | None
+            update: float | None
+            act_mean: float | None
+            std: float | None
             if has_trainable[i]:
                 grad = math.sqrt(per[0, i])
                 weight = math.sqrt(per[1, i])
-                update = math.sqrt(per[2, i]) / weight if weight > 0 else None
+                update = math.sqrt(per[2, i]) / weight if weight else None
             else:
                 grad = weight = update = None
             if i not in tapped:
