@@ -105,6 +105,15 @@ CASES: dict[str, tuple[Case, str]] = {
     "zero-gradient": (lambda: diagnose(_disconnected(), X, Y), "no gradient"),
     "repeated-batch": (lambda: diagnose(mlp(), _same_batch(), steps_per_epoch=10), "same batch"),
     "ordered-labels": (lambda: diagnose(mlp(), _sorted_dataset()), "sorted"),
+    "undertrained": (
+        lambda: diagnose(mlp(opt=keras.optimizers.Adam(1e-4)), X, Y, epochs=2, batch_size=64),
+        "budget of 58 steps",
+    ),
+    "label-smoothing-too-high": (
+        lambda: diagnose(mlp(loss=keras.losses.CategoricalCrossentropy(label_smoothing=1.0)), X,
+                         np.eye(10, dtype="float32")[Y]),
+        "label_smoothing=1",
+    ),
 }
 
 
