@@ -9,6 +9,9 @@ from sklearn.preprocessing import StandardScaler
 from tensorflow.keras.models import Sequential
 from tensorflow.keras.layers import Dense, Input
 from tensorflow.keras.callbacks import EarlyStopping
+from tensorflow.keras.utils import set_random_seed
+
+set_random_seed(40)
 
 X, y = load_diabetes(return_X_y=True)
 y = y / 100.0

@@ -11,6 +11,8 @@ from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 from tensorflow import keras
 
+keras.utils.set_random_seed(42)
+
 X, progression = load_diabetes(return_X_y=True)
 X = StandardScaler().fit_transform(X)
 high_risk = (progression > 400).astype("float32")

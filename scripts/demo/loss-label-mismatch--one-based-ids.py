@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import make_classification
 
+tf.keras.utils.set_random_seed(43)
+
 X, y0 = make_classification(n_samples=1200, n_features=24, n_informative=12,
                             n_classes=6, n_clusters_per_class=1, random_state=11)
 # activity codes as they come in the csv: 1=walking ... 6=lying

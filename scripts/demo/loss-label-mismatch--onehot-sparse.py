@@ -10,6 +10,8 @@ from sklearn.model_selection import train_test_split
 from tensorflow import keras
 from tensorflow.keras.utils import to_categorical
 
+keras.utils.set_random_seed(44)
+
 digits = load_digits()
 X = digits.data.astype("float32") / 16.0
 y = to_categorical(digits.target, num_classes=10)

@@ -9,6 +9,8 @@ import numpy as np
 from tensorflow import keras
 from tensorflow.keras import layers
 
+keras.utils.set_random_seed(45)
+
 rng = np.random.default_rng(0)
 n = 1500
 X = rng.normal(size=(n, 10)).astype("float32")

@@ -9,6 +9,8 @@ import numpy as np
 from tensorflow import keras
 from tensorflow.keras import layers
 
+keras.utils.set_random_seed(46)
+
 rng = np.random.default_rng(77)
 n = 2000
 word_counts = rng.poisson(1.0, size=(n, 40)).astype("float32")

@@ -11,6 +11,8 @@ from sklearn.preprocessing import StandardScaler
 from tensorflow import keras
 from tensorflow.keras.layers import Dense, Dropout
 
+keras.utils.set_random_seed(47)
+
 data = load_breast_cancer()
 X_train, X_test, y_train, y_test = train_test_split(
     data.data, data.target, test_size=0.25, random_state=0)

@@ -9,6 +9,8 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 from tensorflow import keras
 
+keras.utils.set_random_seed(48)
+
 rng = np.random.default_rng(31)
 n = 2000
 temperature = rng.normal(20, 5, n)

@@ -8,6 +8,8 @@ import numpy as np
 from tensorflow import keras
 from tensorflow.keras import layers
 
+keras.utils.set_random_seed(49)
+
 rng = np.random.default_rng(42)
 n = 2000
 X = rng.normal(size=(n, 6)).astype("float32")

@@ -10,6 +10,8 @@ from sklearn.datasets import load_diabetes
 from sklearn.model_selection import train_test_split
 from tensorflow import keras
 
+keras.utils.set_random_seed(50)
+
 X, y = load_diabetes(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=1)
 X_train = (X_train - X_train.mean(0)) / X_train.std(0)

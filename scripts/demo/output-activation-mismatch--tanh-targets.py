@@ -8,6 +8,8 @@ import numpy as np
 from tensorflow import keras
 from tensorflow.keras import layers
 
+keras.utils.set_random_seed(51)
+
 rng = np.random.default_rng(8)
 X = rng.normal(size=(1500, 8)).astype("float32")
 score = 50 + 15 * X[:, 0] + 10 * np.tanh(X[:, 1] * X[:, 2]) + 5 * rng.normal(size=1500)

@@ -8,6 +8,8 @@ from sklearn.datasets import load_digits
 from tensorflow import keras
 from tensorflow.keras.layers import Dense, Dropout
 
+keras.utils.set_random_seed(52)
+
 digits = load_digits()
 X = digits.data / 16.0
 y = keras.utils.to_categorical(digits.target)

@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_wine
 
+tf.keras.utils.set_random_seed(53)
+
 wine = load_wine()
 X = wine.data
 X = (X - X.mean(axis=0)) / X.std(axis=0)

@@ -10,6 +10,8 @@ from sklearn.datasets import make_regression
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from tensorflow import keras
 
+keras.utils.set_random_seed(54)
+
 X, price = make_regression(n_samples=2000, n_features=8, n_informative=6,
                            noise=10.0, random_state=17)
 X = StandardScaler().fit_transform(X)

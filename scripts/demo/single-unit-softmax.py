@@ -12,6 +12,8 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+keras.utils.set_random_seed(55)
+
 X, y = make_classification(n_samples=2000, n_features=20, n_informative=8,
                            random_state=42)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)

@@ -9,6 +9,8 @@ import numpy as np
 from tensorflow import keras
 from tensorflow.keras import layers
 
+keras.utils.set_random_seed(56)
+
 rng = np.random.default_rng(2024)
 n = 3000
 sqft = rng.uniform(500, 4000, n)

@@ -10,6 +10,8 @@ from sklearn.preprocessing import StandardScaler
 from tensorflow import keras
 from tensorflow.keras.layers import Dense, Input
 
+keras.utils.set_random_seed(57)
+
 X, y = load_iris(return_X_y=True)
 X = StandardScaler().fit_transform(X)
 
