@@ -1,6 +1,7 @@
 """Toy problem: classify points inside vs outside a circle (make_circles). My
 3-layer network is stuck at 0.50 accuracy, and even 50 training points it
-cannot fit perfectly (~0.8 after 150 epochs). Isn't a neural net supposed to be able to learn this?
+cannot fit perfectly (~0.8 after 150 epochs). Isn't a neural net supposed to
+be able to learn this?
 
 gradscope-expect: cannot-overfit
 gradscope-also: accuracy-at-baseline

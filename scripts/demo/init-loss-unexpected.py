@@ -1,7 +1,7 @@
 """Digits MLP. The very first loss is ~66 (for 10 classes I expected ~2.3) and
 the first epochs are wasted bringing it down (30.9, 10.4, 5.7, 3.5): after 4
-epochs accuracy is ~0.77, where the default initialisation gets ~0.9. I initialise the output layer with a larger std so it
-"starts more decisive".
+epochs accuracy is ~0.77, where the default initialisation gets ~0.9. I
+initialise the output layer with a larger std so it "starts more decisive".
 
 gradscope-expect: init-loss-unexpected
 gradscope-also: undertrained
