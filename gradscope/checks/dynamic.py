@@ -89,8 +89,10 @@ def vanishing_gradient(p: ProbeFacts) -> list[Verdict]:
     with np.errstate(all="ignore"):
         med = np.nanmedian(np.where(np.isfinite(p.grad_norm), p.grad_norm, np.nan), axis=0)
     trainable = [i for i in range(len(p.layers)) if math.isfinite(float(med[i]))]
-    # Layers with an exactly-zero gradient are the zero-gradient check's business.
-    flowing = [i for i in trainable if med[i] > 0]
+    # Layers with an exactly-zero gradient are the zero-gradient check's business;
+    # an Embedding's gradient touches only the rows in the batch, so its norm is
+    # small by nature and says nothing about vanishing.
+    flowing = [i for i in trainable if med[i] > 0 and p.layer_types[i] != "Embedding"]
     if len(trainable) >= 1 and float(np.nanmedian(p.losses)) > 1e-6:
         top = max((float(med[i]) for i in trainable), default=0.0)
         if 0 < top < ALL_ZERO:
