@@ -2,8 +2,8 @@
 accuracy stays at ~0.09. I set Adam's epsilon to 1.0 as the TensorFlow docs
 suggest ("a current good choice is 1.0 or 0.1"), the rest is textbook.
 
-gradscope-expect: loss-flat
-gradscope-also: lr-too-low, accuracy-at-baseline, undertrained
+gradscope-expect: lr-too-low
+gradscope-also: loss-flat, cannot-overfit, accuracy-at-baseline
 """
 from sklearn.datasets import load_digits
 from tensorflow import keras
