@@ -29,7 +29,13 @@ LARGE = 1 << 16  # elements in MOMENT_SAMPLES samples above which we subsample
 
 class ActivationTaps:
     def __init__(self, layers: list[Any], kinds: list[str | None]) -> None:
-        self._index = {id(layer): i for i, layer in enumerate(layers)}
+        # Layers that only reshape pass their input's values through: their
+        # statistics would repeat the previous layer's at a cost per step.
+        self._index = {
+            id(layer): i
+            for i, layer in enumerate(layers)
+            if type(layer).__name__ not in _RESHAPING
+        }
         self.kinds = kinds
         self.outputs: dict[int, tf.Tensor] = {}
 
@@ -70,9 +76,10 @@ class ActivationTaps:
         for i in order:
             full = tf.cast(self.outputs[i], tf.float32)
             kind = self.kinds[i]
-            # Moments and saturation are fractions: the first MOMENT_SAMPLES samples
-            # estimate them well and keep big conv maps cheap. Dead units need
-            # every sample ("zero for the whole batch"), so they use `full`.
+            # Big outputs (conv maps) are summarised on their first MOMENT_SAMPLES
+            # samples: moments and saturation are fractions, well estimated there;
+            # a conv unit "dead" over 16 samples x every spatial position is dead
+            # (and the dead-relu check asks for it in every probe step).
             t = full[:MOMENT_SAMPLES] if _is_large(full) else full
             s1.append(tf.reduce_sum(t))
             s2.append(2.0 * tf.nn.l2_loss(t))  # one fused op for sum(t^2)
@@ -84,11 +91,11 @@ class ActivationTaps:
                 sat.append(_count(tf.reduce_max(t, axis=-1) > SOFTMAX_CONFIDENT))
             else:
                 sat.append(nan)
-            rank = full.shape.rank
+            rank = t.shape.rank
             if kind == "relu" and rank is not None and rank >= 2:
                 # A unit (last axis) is alive if positive for at least one sample;
                 # ReLU outputs are >= 0, so sign(max) is 1 for alive units, 0 for dead.
-                unit_max = tf.reduce_max(full, axis=list(range(rank - 1)))
+                unit_max = tf.reduce_max(t, axis=list(range(rank - 1)))
                 alive.append(tf.reduce_sum(tf.sign(unit_max)))
             else:
                 alive.append(nan)
@@ -96,13 +103,23 @@ class ActivationTaps:
             counts.append(
                 tf.stack(
                     [
-                        tf.cast(tf.size(t), tf.float32),
+                        _element_count(t),
                         tf.constant(float(units if units is not None else "nan")),
                     ]
                 )
             )
         sums = tf.stack([tf.stack(s1), tf.stack(s2), tf.stack(sat), tf.stack(alive)], axis=1)
         return order, sums, tf.stack(counts)
+
+
+_RESHAPING = {"Flatten", "Reshape", "Permute", "InputLayer"}
+
+
+def _element_count(t: tf.Tensor) -> tf.Tensor:
+    """A constant when the shape is static (one op fewer per layer and step)."""
+    if t.shape.is_fully_defined():
+        return tf.constant(float(t.shape.num_elements()), tf.float32)
+    return tf.cast(tf.size(t), tf.float32)
 
 
 def _is_large(t: tf.Tensor) -> bool:
