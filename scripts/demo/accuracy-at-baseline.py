@@ -4,7 +4,6 @@ validation, which is just the share of customers who stay. The model predicts
 "churn" for almost nobody (2 of 800).
 
 gradscope-expect: accuracy-at-baseline
-gradscope-also: collapsed-predictions
 """
 import numpy as np
 import tensorflow as tf

@@ -2,7 +2,7 @@
 never changes, but the model does not catch a single fraud case (recall 0).
 
 gradscope-expect: class-imbalance
-gradscope-also: accuracy-at-baseline, collapsed-predictions
+gradscope-also: accuracy-at-baseline
 """
 import numpy as np
 import tensorflow as tf

@@ -4,7 +4,7 @@ probabilities (~0.1 each) for every image. I normalise the images to [0, 1]
 like the Keras image-classification tutorial.
 
 gradscope-expect: collapsed-predictions
-gradscope-also: loss-flat, accuracy-at-baseline, vanishing-gradient
+gradscope-also: loss-flat, accuracy-at-baseline
 """
 import numpy as np
 import keras

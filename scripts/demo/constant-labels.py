@@ -4,7 +4,6 @@ too good, and the model outputs a low
 probability (< 0.3) for every patient.
 
 gradscope-expect: constant-labels
-gradscope-also: collapsed-predictions
 """
 import numpy as np
 from sklearn.datasets import load_diabetes

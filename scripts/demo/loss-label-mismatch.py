@@ -3,7 +3,6 @@ The loss keeps going down and is now hugely negative (-270 and falling), but
 the accuracy is stuck below 0.3, worse than guessing. What is going on?
 
 gradscope-expect: loss-label-mismatch
-gradscope-also: accuracy-at-baseline
 """
 import numpy as np
 from tensorflow import keras

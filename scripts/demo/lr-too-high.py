@@ -4,7 +4,6 @@ Now the loss zig-zags between epochs (2.07, 1.69, 1.61, 1.63, 1.43, 1.41,
 reached 0.97, just too slowly for my taste.
 
 gradscope-expect: lr-too-high
-gradscope-also: exploding-gradient, dead-relu
 """
 import argparse
 

@@ -2,7 +2,7 @@
 epochs and accuracy stays at 0.34. I use SGD like in the lecture.
 
 gradscope-expect: lr-too-low
-gradscope-also: loss-flat, undertrained
+gradscope-also: loss-flat
 """
 from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler

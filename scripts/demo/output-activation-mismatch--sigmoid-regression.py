@@ -3,7 +3,7 @@ the first epoch and every prediction comes out as ~0.9
 (targets are 25-346).
 
 gradscope-expect: output-activation-mismatch
-gradscope-also: unscaled-targets, collapsed-predictions, loss-flat
+gradscope-also: collapsed-predictions, loss-flat
 """
 import numpy as np
 from sklearn.datasets import load_diabetes

@@ -2,7 +2,7 @@
 stuck at ~2660 and all predictions are between 0.96 and 1.0.
 
 gradscope-expect: output-activation-mismatch
-gradscope-also: unscaled-targets, loss-flat, collapsed-predictions
+gradscope-also: loss-flat, collapsed-predictions
 """
 import numpy as np
 from tensorflow import keras

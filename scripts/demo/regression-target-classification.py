@@ -3,7 +3,6 @@ Accuracy is 0.0000 every single epoch. The loss goes down a little and then
 stops at ~0.6.
 
 gradscope-expect: regression-target-classification
-gradscope-also: accuracy-on-regression
 """
 import numpy as np
 from sklearn.datasets import make_regression

@@ -4,7 +4,6 @@ validation accuracy stays at ~0.33 (5 classes) and the model is useless on
 new data.
 
 gradscope-expect: repeated-batch
-gradscope-also: labels-unpredictable
 """
 import numpy as np
 from sklearn.datasets import make_classification

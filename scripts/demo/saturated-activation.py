@@ -4,7 +4,6 @@ weights from N(0, 2) because I read that bigger initial weights break symmetry
 better.
 
 gradscope-expect: saturated-activation
-gradscope-also: vanishing-gradient
 """
 import numpy as np
 from sklearn.datasets import load_digits

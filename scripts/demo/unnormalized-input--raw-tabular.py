@@ -3,7 +3,7 @@ Accuracy is stuck at 0.59 (that's just the share of the majority class) and
 the loss hardly moves.
 
 gradscope-expect: unnormalized-input
-gradscope-also: saturated-activation, accuracy-at-baseline, collapsed-predictions
+gradscope-also: saturated-activation, accuracy-at-baseline
 """
 from sklearn.datasets import load_breast_cancer
 import keras

@@ -3,7 +3,7 @@ over 10 epochs (1.92e11 -> 1.84e11); the predictions are a few thousand instead
 of hundreds of thousands.
 
 gradscope-expect: unscaled-targets
-gradscope-also: loss-flat, undertrained
+gradscope-also: loss-flat
 """
 import numpy as np
 from tensorflow import keras
