@@ -1,6 +1,6 @@
 """House price regression (prices 100k - 900k). Loss is ~1.9e11 and barely moves
-over 10 epochs (1.92e11 -> 1.84e11); the predictions are a few thousand instead
-of hundreds of thousands.
+over 10 epochs (1.92e11 -> 1.84e11); the predictions are a few thousand
+(5k-15k) instead of hundreds of thousands.
 
 gradscope-expect: unscaled-targets
 gradscope-also: loss-flat
