@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from gradscope import __version__, runner
 from gradscope.errors import GradscopeError
@@ -39,18 +42,50 @@ def run(options: RunOptions) -> int:
     # Only a bug of ours leaves these as they are.
     status, code = "gradscope-error", 1
     try:
-        with intercept_fit(session.on_fit):
+        with _signals_as_interrupts(), intercept_fit(session.on_fit):
             outcome = runner.run_script(script, options.script_args)
         status, code = _conclude(outcome, session, options.script)
     except GradscopeError as error:
         status, code = "gradscope-error", error.exit_code
         raise
-    except KeyboardInterrupt:  # Ctrl-C outside the script (while Keras is imported)
-        status, code = "interrupted", 130
+    except KeyboardInterrupt as error:  # Ctrl-C outside the script (while Keras is imported)
+        status, code = "interrupted", _interrupt_code(error)
         _say("interrupted")
     finally:
         session.finish(status, code)
     return code
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM / SIGHUP (an SSH link dropping) unwinds like Ctrl-C, so the
+    script's `finally` blocks run and every output is flushed; exit 128+n."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt_code(error: BaseException | None) -> int:
+    return 128 + error.signum if isinstance(error, Signalled) else 130
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    def raise_signalled(signum: int, _frame: object) -> None:
+        raise Signalled(signum)
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    saved = {}
+    try:
+        for signum in wanted:
+            try:
+                saved[signum] = signal.signal(signum, raise_signalled)
+            except ValueError:  # not the main thread: leave signals alone
+                break
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def _conclude(outcome: ScriptOutcome, session: Session, script: str) -> tuple[str, int]:
@@ -62,8 +97,9 @@ def _conclude(outcome: ScriptOutcome, session: Session, script: str) -> tuple[st
         outcome.print_traceback()
         return "script-error", 3
     if outcome.kind == "interrupted":
-        _say("interrupted")
-        return "interrupted", 130
+        code = _interrupt_code(outcome.error)
+        _say("interrupted" if code == 130 else f"stopped by {outcome.error}")
+        return "interrupted", code
     if outcome.kind == "exited" and outcome.exit_code not in (None, 0):
         # The script's own non-zero exit wins, as with python: a non-int code is
         # printed and becomes 1.
