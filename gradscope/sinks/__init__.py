@@ -48,6 +48,8 @@ def build_sinks(options: RunOptions) -> list[Sink]:
             raise UsageError(f"{seen[key]} and {flag} both write '{path}': give each its own file")
         seen[key] = flag
         check_writable(path)
+        if os.path.exists(path) and not options.force:
+            raise UsageError(f"'{path}' already exists: pass --force to overwrite it ({flag})")
 
     makers: dict[str, Callable[[str], Sink]] = {
         "--csv": LayerCsvSink,

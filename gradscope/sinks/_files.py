@@ -29,11 +29,44 @@ def check_writable(path: str) -> None:
     raise UsageError(f"cannot write '{path}': {reason}")
 
 
+class _ReplaceOnClose:
+    """A stream written to a hidden sibling that replaces `final` only on close:
+    an earlier run's file (overwritten with --force) is never left half-written,
+    whatever happens to this run."""
+
+    def __init__(self, final: str) -> None:
+        folder = os.path.dirname(os.path.abspath(final))
+        self._final = final
+        self._tmp = os.path.join(folder, f".{os.path.basename(final)}.{os.getpid()}.partial")
+        self._file = open(self._tmp, "w", encoding="utf-8", newline="")
+
+    def write(self, text: str) -> int:
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+            os.replace(self._tmp, self._final)
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+
 def open_output(path: str) -> TextIO:
-    """Open `path` for writing (truncating it), as a UsageError when that fails."""
-    # TODO(--force): existing files are overwritten for now; a later issue adds the policy.
+    """Open `path` for writing, as a UsageError when that fails.
+
+    A new file is written in place (flushed as the run goes, so `tail -f` works
+    and an interrupted run keeps its rows); an existing one (the CLI allows that
+    only with --force) is replaced only once this run's file is complete.
+    """
     check_writable(path)
     try:
+        if os.path.exists(path):
+            return _ReplaceOnClose(path)  # type: ignore[return-value]
         return open(path, "w", encoding="utf-8", newline="")
     except OSError as exc:
         raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from exc
@@ -57,7 +90,6 @@ def write_atomic(path: str, text: str) -> None:
 
 def write_atomic_at_open(path: str, text: str) -> None:
     """`write_atomic` for a sink's first write: failures become UsageError."""
-    # TODO(--force): existing files are overwritten for now; a later issue adds the policy.
     check_writable(path)
     try:
         write_atomic(path, text)
