@@ -1,4 +1,4 @@
-"""Digit recognizer, 10 classes. The first epoch looks OK-ish, then the loss
+"""Digit recognizer, 10 classes. The first two epochs look OK-ish, then the loss
 turns into nan and accuracy drops to ~0.10 and stays there.
 
 gradscope-expect: output-activation-mismatch
