@@ -48,6 +48,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
+    return value
+
+
 def _not_negative(text: str) -> int:
     value = _integer(text)
     if value < 0:
@@ -98,6 +108,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument("--seed", metavar="N", type=_not_negative,
                      help="seed everything gradscope controls, for reproducible verdicts")
     run.add_argument("--force", action="store_true", help="overwrite existing output files")
+    run.add_argument("--budget", metavar="SECONDS", type=_seconds, default=6.0,
+                     help="time for the experiments after the probe steps (default 6; 0 skips them)")
     run.add_argument("script", metavar="SCRIPT.py", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs="*",
                      help="the script's own arguments, passed on verbatim")
@@ -158,6 +170,7 @@ def parse_run(argv: list[str], parser: argparse.ArgumentParser,
         probe_only=ns.probe_only,
         seed=ns.seed,
         force=ns.force,
+        budget=ns.budget,
     )
 
 

@@ -36,6 +36,10 @@ from gradscope.options import RunOptions
 from gradscope.verdicts import Verdict
 
 
+class _Skipped(Exception):
+    """The user asked for no experiments."""
+
+
 class Session:
     def __init__(self, options: RunOptions, bus: EventBus) -> None:
         self.options = options
@@ -253,6 +257,8 @@ class Session:
             step_seconds = float(np.median([r.seconds for r, _ in series]))
             experiments = None
             try:
+                if self.options.budget <= 0:
+                    raise _Skipped()
                 experiments = run_experiments(
                     trainer, sample, batches, eval_before, eval_set, step_seconds,
                     # Predictions are logits when the output has no squashing activation.
@@ -271,6 +277,8 @@ class Session:
                     ).__name__
                 )
                 self._note_experiments(experiments)
+            except _Skipped:
+                self.bus.emit(Note("info", "experiments skipped (--budget 0)"))
             except Exception as exc:  # noqa: BLE001 - the probe's own verdicts still stand
                 self.bus.emit(Note("warning", f"experiments skipped: {type(exc).__name__}: {exc}"))
             probe_facts = _probe_facts(
