@@ -4,6 +4,7 @@ without building a model."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,13 +39,25 @@ class ArrayFacts:
 
 
 def summarize(array: object) -> ArrayFacts | None:
-    """Facts of a label or input array; None when it is not numeric."""
-    a = np.asarray(array)
+    """Facts of a label or input array (numeric=False for strings, objects,
+    empty arrays); None when it cannot even be read as an array (ragged lists)."""
+    # Huge values (1e30) overflow mean/std to inf: that is the evidence, not an error.
+    with np.errstate(all="ignore"):
+        return _summarize(array)
+
+
+def _summarize(array: object) -> ArrayFacts | None:
+    try:
+        original = np.asarray(array)
+    except (ValueError, TypeError):
+        return None
+    shape = tuple(int(d) for d in original.shape)
+    a = np.atleast_1d(original)  # a scalar counts as one sample
     if a.dtype == bool:
         a = a.astype(np.int64)
     if a.dtype.kind not in "iuf" or a.size == 0:
         return ArrayFacts(
-            shape=tuple(a.shape), dtype=str(a.dtype), n=int(a.shape[0]) if a.ndim else 0,
+            shape=shape, dtype=str(a.dtype), n=int(a.shape[0]),
             finite=True, nonfinite_count=0, integer_valued=False, min=float("nan"),
             max=float("nan"), mean=float("nan"), std=float("nan"), unique=(), n_unique=0,
             one_hot=False, multi_hot=False, numeric=False,
@@ -72,9 +85,14 @@ def summarize(array: object) -> ArrayFacts | None:
             feats = np.abs(np.nan_to_num(f, posinf=0, neginf=0)).reshape(-1, a.shape[-1]).max(axis=0)
             nonzero = feats[feats > 0]
             if nonzero.size >= 2:
-                ratio = float(nonzero.max() / nonzero.min())
+                with np.errstate(over="ignore"):
+                    ratio = float(nonzero.max() / nonzero.min())
         if a.shape[0] > 1:
-            constant_features = bool(np.all(np.nanmax(per_sample, 0) == np.nanmin(per_sample, 0)))
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                constant_features = bool(
+                    np.all(np.nanmax(per_sample, 0) == np.nanmin(per_sample, 0))
+                )
     majority = float("nan")
     if one_hot:
         counts = np.bincount(f.reshape(-1, a.shape[-1]).argmax(axis=1))
@@ -91,7 +109,7 @@ def summarize(array: object) -> ArrayFacts | None:
         constant_features=constant_features,
         majority_fraction=majority,
         row_sums_one=row_sums_one,
-        shape=tuple(int(d) for d in a.shape),
+        shape=shape,
         dtype=str(a.dtype),
         n=int(a.shape[0]) if a.ndim else 1,
         finite=nonfinite == 0,
@@ -258,6 +276,6 @@ def _class_ids(y: np.ndarray | None) -> np.ndarray | None:
     flat = y.reshape(-1).astype(np.float64)
     if not np.all(np.isfinite(flat)) or not np.all(flat == np.round(flat)):
         return None
-    if np.unique(flat).size > MAX_UNIQUE:
+    if np.unique(flat).size > MAX_UNIQUE or np.abs(flat).max() > 2**62:
         return None
     return flat.astype(np.int64)
