@@ -38,7 +38,7 @@ def nonfinite_loss(p: ProbeFacts, e: ExperimentFacts | None = None) -> list[Verd
                 verdict(
                     "nonfinite-loss",
                     "loss",
-                    f"the loss became NaN/Inf while a clone trained on 32 samples "
+                    f"the loss became NaN/Inf while a clone trained on {e.overfit_samples} samples "
                     f"(loss every few steps: {curve}); the {p.losses.size} probe steps were "
                     "still finite, so it appears as training goes on.",
                     _NONFINITE_FIX,
@@ -221,10 +221,19 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
 
 
 def _zero_weight_layers(p: ProbeFacts) -> list[int]:
-    """Layers whose weights were all exactly zero at the first probe step."""
+    """Hidden layers whose weights were all exactly zero at the first probe step.
+
+    Zeros hurt only where units must tell themselves apart (hidden layers): a
+    zero-initialised output layer, as in logistic regression, trains fine."""
     if p.weight_norm.size == 0:
         return []
-    return [int(i) for i in np.where(p.weight_norm[0] == 0.0)[0]]
+    weighted = [i for i in range(len(p.layers)) if not np.isnan(p.weight_norm[0, i])]
+    last = weighted[-1] if weighted else -1
+    return [
+        int(i)
+        for i in np.where(p.weight_norm[0] == 0.0)[0]
+        if i != last and p.layers[i] not in p.output_layers
+    ]
 
 
 def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
@@ -500,9 +509,9 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 verdict(
                     "cannot-overfit",
                     "model",
-                    f"a clone trained {e.overfit_steps} steps on just 32 samples only took the "
-                    f"loss from {start:.4g} to {end:.4g}{acc}: a model that can learn memorises "
-                    "32 samples easily.",
+                    f"a clone trained {e.overfit_steps} steps on just {e.overfit_samples} samples "
+                    f"only took the loss from {start:.4g} to {end:.4g}{acc}: a model that can "
+                    f"learn memorises {e.overfit_samples} samples easily.",
                     "Fix the cause reported with this verdict first; then check that the model "
                     "is big enough and the loss matches the labels.",
                     loss_start=start,
@@ -530,7 +539,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
             verdict(
                 "accuracy-at-baseline",
                 "model",
-                f"after {e.heldout_steps} steps on 256 samples the accuracy is "
+                f"after {e.heldout_steps} steps on {e.heldout_samples} samples the accuracy is "
                 f"{e.heldout_train_acc:.0%} on them and {e.heldout_acc:.0%} on held-back "
                 f"samples: exactly the share of the majority class ({e.heldout_majority:.0%}). "
                 "The model predicts the majority class for everything.",
@@ -622,8 +631,9 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 verdict(
                     "labels-unpredictable",
                     "labels",
-                    f"a clone fitted to 256 samples reached {e.heldout_train_acc:.0%} on them but "
-                    f"only {e.heldout_acc:.0%} on 256 held-back samples (chance: {chance:.0%}): "
+                    f"a clone fitted to {e.heldout_samples} samples reached "
+                    f"{e.heldout_train_acc:.0%} on them but only {e.heldout_acc:.0%} on "
+                    f"{e.heldout_samples} held-back samples (chance: {chance:.0%}): "
                     "the labels do not follow from the inputs.",
                     "Check that inputs and labels are aligned: shuffle them together, e.g.\n"
                     "    idx = np.random.permutation(len(x)); x, y = x[idx], y[idx]\n"

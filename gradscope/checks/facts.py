@@ -201,6 +201,8 @@ class ExperimentFacts:
     n_units: int
     probability_output: bool = False  # the output is softmax/sigmoid probabilities
     overfit_steps: int = 0
+    overfit_samples: int = 32
+    heldout_samples: int = 256
     overfit_loss_start: float = float("nan")
     overfit_loss_end: float = float("nan")
     overfit_curve: tuple[float, ...] = ()

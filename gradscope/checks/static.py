@@ -311,7 +311,9 @@ def frozen(facts: ModelFacts) -> list[Verdict]:
 
 PROBABILITY_LOSSES = CROSS_ENTROPIES
 REGRESSION_LOSSES = ("mse", "mae", "huber", "logcosh", "msle", "mape")
-SQUARED_LOSSES = ("mse", "huber", "logcosh", "msle")
+# Losses whose gradient grows with the error: huge targets make huge steps.
+# (MSLE works on logs: it is itself a fix for large targets; Huber is linear.)
+SQUARED_LOSSES = ("mse",)
 
 # Input scale (docs/checks.md): raw pixels (0-255) and unscaled tabular columns
 # (incomes, areas) are the usual offenders; |x| up to ~20 (e.g. digits 0-16)
@@ -408,7 +410,9 @@ def output_activation_mismatch(out: OutputFacts) -> list[Verdict]:
             "loss='binary_crossentropy'.",
         )
     if out.loss in REGRESSION_LOSSES and not _looks_like_classes(out, labels):
-        if act in ("sigmoid", "softmax") and (labels.min < 0 or labels.max > 1):
+        if act in ("sigmoid", "softmax") and (
+            labels.min < -UNIT_TOL or labels.max > 1 + UNIT_TOL
+        ):
             add(
                 f"'{out.layer}' uses {act} (outputs in [0, 1]) but the regression targets "
                 f"range from {labels.min:.4g} to {labels.max:.4g}: most targets are out of reach.",
@@ -488,7 +492,7 @@ def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]
 
 def unscaled_targets(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
-    if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite:
+    if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite or not labels.numeric:
         return []
     scale = max(abs(labels.mean), labels.std)
     if scale < TARGET_SCALE:

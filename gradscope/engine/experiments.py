@@ -195,6 +195,7 @@ def run_experiments(
     pred_end, loss_end = trainer.evaluate(ox, oy, osw)
     oy_np = np.asarray(_first(_take(sy, idx)))
     facts.update(
+        overfit_samples=len(idx),
         overfit_steps=i + 1,
         overfit_loss_start=loss0,
         overfit_loss_end=loss_end,
@@ -246,6 +247,7 @@ def run_experiments(
         t_pred, t_loss = trainer.evaluate(tx, ty)
         h_pred, h_loss = trainer.evaluate(hx, hy)
         facts.update(
+            heldout_samples=half,
             heldout_steps=i + 1,
             heldout_train_acc=accuracy(t_pred, ty_np, logits_output),
             heldout_acc_start=accuracy(h_pred0, hy_np, logits_output),
