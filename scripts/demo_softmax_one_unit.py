@@ -6,13 +6,12 @@ then with `gradscope run --headless scripts/demo_softmax_one_unit.py`.
 """
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
 from tensorflow import keras
 
-data = load_breast_cancer()
-x = data.data.astype("float32")
-x = (x - x.mean(axis=0)) / x.std(axis=0)
-y = data.target.astype("float32")
+# A churn-style table: 30 numeric features, a yes/no label that depends on a few.
+rng = np.random.default_rng(0)
+x = rng.normal(size=(600, 30)).astype("float32")
+y = (x[:, 0] + 0.5 * x[:, 3] - x[:, 7] + 0.3 * rng.normal(size=600) > 0).astype("float32")
 
 model = keras.Sequential(
     [
