@@ -65,7 +65,20 @@ class Session:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
         self.bus.emit(PhaseChanged("train"))
+        args, kwargs = self._with_train_monitor(call, args, kwargs)
         return call.run_original(args, kwargs)
+
+    def _with_train_monitor(self, call: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Stream per-layer figures (phase=train) from the user's own fit."""
+        try:
+            from gradscope.engine.layers import describe, probe_layers
+            from gradscope.engine.train_monitor import TrainMonitor, with_callback
+
+            layers = probe_layers(call.model)
+            monitor = TrainMonitor(layers, describe(layers), self.bus.emit)
+            return with_callback(call.original, call.model, args, kwargs, monitor)
+        except Exception:  # noqa: BLE001 - without the monitor the user's fit still runs
+            return args, kwargs
 
     def verdict_exit_code(self) -> int:
         return 1 if any(v.severity == "error" for v in self.bus.verdicts()) else 0

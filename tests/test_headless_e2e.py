@@ -88,3 +88,17 @@ def test_default_mode_lets_the_users_training_go_on(tmp_path: Path) -> None:
     # the script ran to its end: its own prints are on stdout, as under python
     assert "final accuracy:" in proc.stdout
     assert "distinct predictions: [1.0]" in proc.stdout
+
+
+def test_the_users_own_training_streams_train_rows(tmp_path: Path) -> None:
+    # Given the default mode (probe, then the user's fit goes on)
+    proc = gradscope("--headless", "--csv", "layers.csv", str(DEMO), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    with open(tmp_path / "layers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    train = [r for r in rows if r["phase"] == "train"]
+    # Then each of the demo's 5 epochs adds one row per layer, with weight norm and
+    # update ratio over the epoch; gradients are not visible to callbacks: empty
+    assert sorted({int(r["step"]) for r in train}) == [1, 2, 3, 4, 5]
+    assert all(float(r["weight_norm"]) > 0 and float(r["update_ratio"]) > 0 for r in train)
+    assert all(r["grad_norm"] == "" for r in train)

@@ -1,0 +1,81 @@
+"""Per-layer figures from the user's own training, after the probe.
+
+A Keras callback added to the user's fit that, at each epoch end, reads the
+weights (never writes them) and reports per-layer weight norm and the update
+ratio over the epoch (||W_end - W_start|| / ||W_start||), plus the epoch's loss.
+Only epoch ends: a per-batch hook would make Keras synchronise every batch.
+Callbacks never see gradients, so `grad_norm` and activation cells stay empty.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from gradscope.engine.layers import LayerMeta, own_variables
+from gradscope.events import Event, LayerRow, LayerStats, StepStats
+
+
+class TrainMonitor(keras.callbacks.Callback):
+    def __init__(self, layers: list[Any], metas: list[LayerMeta], emit: Callable[[Event], None]) -> None:
+        super().__init__()
+        self._layers = layers
+        self._metas = metas
+        self._emit = emit
+        self._previous = self._snapshot()
+
+    def _snapshot(self) -> list[list[np.ndarray]]:
+        return [
+            [np.array(v.numpy(), copy=True) for v in own_variables(layer) if v.trainable]
+            for layer in self._layers
+        ]
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        try:
+            current = self._snapshot()
+            rows = []
+            for meta, before, after in zip(self._metas, self._previous, current, strict=True):
+                weight = update = None
+                if after:
+                    w2 = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in before)
+                    d2 = sum(
+                        float(np.sum(np.square(a.astype(np.float64) - b))) for a, b in zip(after, before, strict=True)
+                    )
+                    weight = math.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in after))
+                    update = math.sqrt(d2) / math.sqrt(w2) if w2 > 0 else None
+                rows.append(
+                    LayerRow(
+                        layer=meta.name, layer_type=meta.layer_type, param_count=meta.param_count,
+                        trainable=meta.trainable, weight_norm=weight, update_ratio=update,
+                    )
+                )
+            self._previous = current
+            loss = (logs or {}).get("loss")
+            self._emit(StepStats("train", epoch + 1, float(loss) if loss is not None else None))
+            self._emit(LayerStats("train", epoch + 1, tuple(rows)))
+        except Exception:  # noqa: BLE001 - monitoring must never break the user's training
+            pass
+
+
+def with_callback(fit: Any, model: Any, args: tuple, kwargs: dict, callback: Any) -> tuple[tuple, dict]:
+    """fit's (args, kwargs) with `callback` appended to the user's callbacks."""
+    try:
+        bound = inspect.signature(fit).bind(model, *args, **kwargs)
+    except TypeError:
+        return args, kwargs
+    callbacks = bound.arguments.get("callbacks")
+    if callbacks is None:
+        merged: Any = [callback]
+    elif isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks.append(callback)
+        merged = callbacks
+    else:
+        merged = [*list(callbacks), callback]
+    bound.arguments["callbacks"] = merged
+    new_args = bound.args[1:]  # drop the model
+    return tuple(new_args), dict(bound.kwargs)
