@@ -1,0 +1,61 @@
+"""`?`: the keys and what the columns mean."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+HELP = """\
+gradscope: why is my model not learning?
+
+Keys
+  q           quit
+  Enter       open the layer under the cursor; Esc goes back
+  ↑ ↓ PgUp PgDn Home End: move in the layer table
+  Tab         move between the verdicts and the layer table
+  s           sort layers: forward order, grad norm, update ratio, dead %
+  /           filter layers by name; Enter keeps the filter, Esc clears it
+  v           every verdict in full, with evidence and gradscope's notes
+  p           pause the view; events keep arriving, shown on resume
+  e           export the table as shown: gradscope-export-<time>.csv
+  ?           this help; Esc closes it
+
+Verdicts: the most likely root cause first (the headline).
+  ● error   ▲ warning   · info; a layer a verdict names has its mark
+
+Layer table (latest step)
+  T           ✓ trainable, ✗ frozen
+  grad norm   L2 norm of the layer's gradient
+  history     grad norm, last steps (log scale if it spans decades)
+  log upd     log10(|update| / |weights|) per step: about -3 is healthy,
+              below -6 barely learns, above -1 is unstable, -∞ no update
+  dead        units that output 0 for every sample (ReLU-like layers)
+  sat         units stuck at their activation's limits (sigmoid, tanh)
+  –           does not apply to this layer
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and column meanings; any of Esc, ? or q closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(HELP, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,147 @@
+"""One layer in depth: what it is, what gradscope says about it, every figure per step."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Static
+
+from gradscope.ui import format as fmt
+from gradscope.ui.state import LayerTrack, RunState
+from gradscope.ui.widgets.verdicts import VerdictPanel
+
+# (label, short label for the steps table, LayerRow field, how it is shown)
+SERIES = (
+    ("grad norm", "grad", "grad_norm", fmt.number),
+    ("weight norm", "weight", "weight_norm", fmt.number),
+    ("log10 update", "log upd", "update_ratio", fmt.log10),
+    ("act mean", "mean", "act_mean", fmt.number),
+    ("act std", "std", "act_std", fmt.number),
+    ("dead", "dead", "act_dead_frac", fmt.percent),
+    ("saturated", "sat", "act_saturated_frac", fmt.percent),
+)
+_LABEL, _VALUE = 13, 9
+
+
+def layer_title(track: LayerTrack) -> str:
+    parts = [track.name, track.layer_type, f"{fmt.count(track.param_count)} params",
+             "trainable" if track.trainable else "frozen (not trainable)"]
+    if track.activation:
+        parts.append(f"activation {track.activation}")
+    if track.output_shape:
+        parts.append(f"output {track.output_shape}")
+    return " · ".join(parts)
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+class SeriesPanel(Widget):
+    """One line per metric: its sparkline over the kept steps, latest, min, max."""
+
+    def __init__(self, track: LayerTrack) -> None:
+        super().__init__(id="series")
+        self.track = track
+        self.border_title = "Per step"
+
+    def render(self) -> Text:
+        width = self.content_region.width
+        spark_width = max(4, width - _LABEL - 3 * (_VALUE + 1) - 1)
+        lines = [
+            "metric".ljust(_LABEL) + f"history ({len(self.track.history)} steps)".ljust(spark_width)
+            + " " + "latest".rjust(_VALUE) + " " + "min".rjust(_VALUE) + " " + "max".rjust(_VALUE)
+        ]
+        for label, _, name, show in SERIES:
+            values = self.track.series(name)
+            finite = _finite(values)
+            low, high = (min(finite), max(finite)) if finite else (None, None)
+            latest = values[-1] if values else None
+            lines.append(
+                label.ljust(_LABEL) + fmt.spark(values, spark_width)[0] + " "
+                + show(latest).rjust(_VALUE) + " " + show(low).rjust(_VALUE) + " "
+                + show(high).rjust(_VALUE)
+            )
+        return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
+
+class LayerScreen(Screen[None]):
+    """Drill-down for one layer (Esc goes back to the overview)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    def __init__(self, state: RunState, layer: str) -> None:
+        super().__init__()
+        self.state = state
+        self.track = state.layers[layer]
+        self._shown_samples = 0
+        self._first_row = 0  # key of the oldest row in the steps table
+        self._seen: tuple[int, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(layer_title(self.track), markup=False, id="layer-title")
+        yield VerdictPanel(id="layer-verdicts")
+        yield SeriesPanel(self.track)
+        steps: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+        steps.border_title = "Steps"
+        yield steps
+        yield Static("Histograms: not recorded yet (a later event type brings them).",
+                     id="histograms", classes="placeholder")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#steps", DataTable)
+        table.add_column("step", key="step")
+        for _, short, name, _ in SERIES:
+            table.add_column(short, key=name)
+        table.focus()
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def refresh_view(self) -> None:
+        key = (self.state.verdict_revision, self.track.samples)
+        if key == self._seen:
+            return
+        self._seen = key
+        self.query_one(VerdictPanel).update_from(
+            self.state.verdicts_for(self.track.name), (), self.state.finished is not None,
+            headline=False, empty="no verdict names this layer",
+        )
+        self.query_one(SeriesPanel).refresh()
+        self._add_new_steps()
+
+    def _add_new_steps(self) -> None:
+        table: DataTable[str] = self.query_one("#steps", DataTable)
+        track = self.track
+        history = list(track.history)
+        new = min(track.samples - self._shown_samples, len(history))
+        follow = table.row_count == 0 or table.cursor_row >= table.row_count - 1
+        if track.samples - new != self._shown_samples:
+            # More arrived than the history keeps (a long pause): start over from what is kept.
+            table.clear()
+        if table.row_count == 0:
+            self._first_row = track.samples - new
+        for offset, sample in enumerate(history[len(history) - new :] if new else []):
+            table.add_row(
+                f"{sample.phase} {sample.step}",
+                *(show(getattr(sample.row, name)) for _, _, name, show in SERIES),
+                key=str(track.samples - new + offset),
+            )
+        self._shown_samples = track.samples
+        # The table holds what the history holds: the oldest rows go first.
+        while table.row_count > len(history):
+            table.remove_row(str(self._first_row))
+            self._first_row += 1
+        if follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1)

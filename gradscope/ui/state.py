@@ -1,0 +1,247 @@
+"""What the UI knows about a run: the events folded into plain Python state.
+
+No Textual here: widgets read this model, tests can drive it without a screen.
+Revision counters let each widget redraw only when its part changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from gradscope.events import (
+    Event,
+    LayerRow,
+    LayerStats,
+    ModelDescribed,
+    Note,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepStats,
+    VerdictIssued,
+)
+from gradscope.sinks.layer_csv import COLUMNS, format_cell
+from gradscope.verdicts import SEVERITY_ORDER, Verdict, rank
+
+HISTORY = 512  # per-layer samples kept for sparklines and the drill-down
+LOSS_HISTORY = 5000
+
+# The table's sort orders, in the order `s` cycles through them.
+SORTS = ("forward", "grad_norm", "update_ratio", "dead")
+SORT_LABELS = {
+    "forward": "forward order",
+    "grad_norm": "grad norm ↓",
+    "update_ratio": "update ratio ↓",
+    "dead": "dead % ↓",
+}
+_SORT_FIELDS = {"grad_norm": "grad_norm", "update_ratio": "update_ratio", "dead": "act_dead_frac"}
+
+
+class Sample(NamedTuple):
+    phase: str
+    step: int
+    row: LayerRow
+
+
+class LossPoint(NamedTuple):
+    phase: str
+    step: int
+    loss: float | None
+
+
+@dataclass(eq=False)
+class LayerTrack:
+    """One layer: what the model description says and every sample seen of it."""
+
+    name: str
+    index: int  # forward order
+    layer_type: str
+    param_count: int
+    trainable: bool
+    activation: str | None = None
+    output_shape: str = ""
+    history: deque[Sample] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    samples: int = 0  # ever seen; the history keeps the newest HISTORY
+
+    @property
+    def latest(self) -> Sample | None:
+        return self.history[-1] if self.history else None
+
+    def series(self, metric: str) -> list[float | None]:
+        return [getattr(sample.row, metric) for sample in self.history]
+
+
+class RunState:
+    """The run as the events tell it; `apply` is the only way in."""
+
+    def __init__(self) -> None:
+        self.started: RunStarted | None = None
+        self.model: ModelDescribed | None = None
+        self.phase: str | None = None
+        self.step: int | None = None
+        self.step_phase: str | None = None  # the phase `step` counts in
+        self.finished: RunFinished | None = None
+        self.layers: dict[str, LayerTrack] = {}
+        self.verdicts: list[Verdict] = []
+        self.notes: list[Note] = []
+        self.losses: deque[LossPoint] = deque(maxlen=LOSS_HISTORY)
+        self._step_seconds: deque[float] = deque(maxlen=20)
+        self.revision = 0  # any change
+        self.layer_revision = 0
+        self.verdict_revision = 0
+        self._ranked: tuple[int, list[Verdict]] = (-1, [])
+        self._flags: tuple[tuple[int, int], dict[str, str]] = ((-1, -1), {})
+
+    def apply_all(self, events: Iterable[Event]) -> bool:
+        """Fold events in; True when anything changed."""
+        before = self.revision
+        for event in events:
+            self.apply(event)
+        return self.revision != before
+
+    def apply(self, event: Event) -> None:
+        self.revision += 1
+        if isinstance(event, LayerStats):
+            self._apply_layer_stats(event)
+        elif isinstance(event, StepStats):
+            self.phase = self.step_phase = event.phase
+            self.step = event.step
+            self.losses.append(LossPoint(event.phase, event.step, event.loss))
+            if event.seconds is not None and event.seconds > 0:
+                self._step_seconds.append(event.seconds)
+        elif isinstance(event, VerdictIssued):
+            self.verdicts.append(event.verdict)
+            self.verdict_revision += 1
+        elif isinstance(event, PhaseChanged):
+            self.phase = event.phase
+        elif isinstance(event, ModelDescribed):
+            self.model = event
+            for info in event.layers:
+                track = self._track(info.name, info.layer_type, info.param_count, info.trainable)
+                track.layer_type, track.param_count = info.layer_type, info.param_count
+                track.trainable, track.activation = info.trainable, info.activation
+                track.output_shape = info.output_shape
+            self.layer_revision += 1
+        elif isinstance(event, Note):
+            self.notes.append(event)
+        elif isinstance(event, RunStarted):
+            self.started = event
+        elif isinstance(event, RunFinished):
+            self.finished = event
+
+    def _apply_layer_stats(self, event: LayerStats) -> None:
+        self.phase = self.step_phase = event.phase
+        self.step = event.step
+        layers = self.layers
+        for row in event.rows:
+            track = layers.get(row.layer)
+            if track is None:
+                track = self._track(row.layer, row.layer_type, row.param_count, row.trainable)
+            track.history.append(Sample(event.phase, event.step, row))
+            track.samples += 1
+        self.layer_revision += 1
+
+    def _track(self, name: str, layer_type: str, param_count: int, trainable: bool) -> LayerTrack:
+        track = self.layers.get(name)
+        if track is None:
+            track = LayerTrack(name, len(self.layers), layer_type, param_count, trainable)
+            self.layers[name] = track
+        return track
+
+    # --- derived views ---------------------------------------------------------
+
+    def ranked_verdicts(self) -> list[Verdict]:
+        """Most likely root cause first (the order of the summary and the verdict CSV)."""
+        if self._ranked[0] != self.verdict_revision:
+            self._ranked = (self.verdict_revision, rank(self.verdicts))
+        return self._ranked[1]
+
+    def layer_flags(self) -> dict[str, str]:
+        """Layer name -> the worst severity of the verdicts that name it."""
+        key = (self.verdict_revision, len(self.layers))
+        if self._flags[0] != key:
+            flags: dict[str, str] = {}
+            for verdict in self.verdicts:
+                for name in named_layers(verdict, self.layers):
+                    if name not in flags or _worse(verdict.severity, flags[name]):
+                        flags[name] = verdict.severity
+            self._flags = (key, flags)
+        return self._flags[1]
+
+    def verdicts_for(self, layer: str) -> list[Verdict]:
+        return [v for v in self.ranked_verdicts() if layer in named_layers(v, self.layers)]
+
+    def steps_per_second(self) -> float | None:
+        # The median step time ignores the first step's compilation.
+        if not self._step_seconds:
+            return None
+        return 1.0 / statistics.median(self._step_seconds)
+
+    def ordered_layers(self, sort: str = "forward", needle: str = "") -> list[LayerTrack]:
+        """The table's rows: layers whose name holds `needle`, in `sort` order."""
+        tracks: Iterable[LayerTrack] = self.layers.values()
+        if needle:
+            lowered = needle.lower()
+            tracks = [t for t in tracks if lowered in t.name.lower()]
+        if sort == "forward":
+            return list(tracks)
+        name = _SORT_FIELDS[sort]
+
+        def key(track: LayerTrack) -> tuple[int, float, int]:
+            sample = track.latest
+            value = getattr(sample.row, name) if sample else None
+            if value is None:
+                return (2, 0.0, track.index)
+            if math.isnan(value):
+                return (0, 0.0, track.index)  # a NaN is the news: on top
+            return (1, -value, track.index)
+
+        return sorted(tracks, key=key)
+
+
+def named_layers(verdict: Verdict, layers: dict[str, LayerTrack]) -> set[str]:
+    """The layers a verdict is about: its subject and any layer its evidence lists."""
+    names = {verdict.subject} if verdict.subject in layers else set()
+    for value in verdict.evidence.values():
+        if isinstance(value, str) and value in layers:
+            names.add(value)
+        elif isinstance(value, (list, tuple)):
+            names.update(item for item in value if isinstance(item, str) and item in layers)
+    return names
+
+
+def _worse(severity: str, than: str) -> bool:
+    return SEVERITY_ORDER.get(severity, 3) < SEVERITY_ORDER.get(than, 3)
+
+
+def export_csv(path: str, tracks: Sequence[LayerTrack]) -> int:
+    """Write each track's latest sample with the `--csv` columns; return the row count.
+
+    Layers never measured (reshaping layers have no statistics) have no row.
+    """
+    count = 0
+    with open(path, "x", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for track in tracks:
+            sample = track.latest
+            if sample is None:
+                continue
+            row = sample.row
+            writer.writerow([
+                sample.phase,
+                sample.step,
+                row.layer,
+                row.layer_type,
+                row.param_count,
+                format_cell(row.trainable),
+                *(format_cell(getattr(row, name)) for name in COLUMNS[6:]),
+            ])
+            count += 1
+    return count

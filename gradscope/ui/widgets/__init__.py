@@ -1,0 +1,1 @@
+"""The overview's and the drill-down's building blocks."""
