@@ -494,7 +494,18 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and e.overfit_acc_start is not None
         and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
     )
-    if e.overfit_steps and math.isfinite(start) and not acc_rose:
+    # A faster rate that learns clearly (sweep) means the model can learn: not
+    # overfitting in time is then the rate's or the budget's doing (lr-too-low /
+    # undertrained), not a symptom of a broken model.
+    best = _best_lr(e)
+    learns_faster = (
+        best is not None
+        and e.user_lr is not None
+        and best[0] > e.user_lr
+        and math.isfinite(e.init_loss)
+        and best[1] <= 0.7 * e.init_loss
+    )
+    if e.overfit_steps and math.isfinite(start) and not acc_rose and not learns_faster:
         # A model that learns at all takes a tiny subset's loss down clearly within
         # the budget, even at a modest learning rate; a slow but healthy one at
         # least by OVERFIT_MIN_DROP.
@@ -625,7 +636,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         if (
             e.heldout_train_acc >= e.heldout_acc + 0.1
             and e.heldout_acc <= chance + 0.03
-            and e.heldout_acc <= start + 0.03
+            and e.heldout_acc <= start + 0.05
         ):
             found.append(
                 verdict(
