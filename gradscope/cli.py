@@ -17,7 +17,7 @@ DESCRIPTION = """\
 Tells a Keras user, in seconds and in plain words, why their model is not learning.
 
   gradscope run [options] SCRIPT.py [script args...]
-  gradscope view RUN.jsonl
+  gradscope view [--text] RUN.jsonl
 """
 
 RUN_DESCRIPTION = """\
@@ -37,7 +37,9 @@ a script's own sys.exit(n) with n != 0 is kept.
 """
 
 VIEW_DESCRIPTION = """\
-Reopen a run recorded with `gradscope run --record RUN.jsonl`, without re-running it.
+Reopen a run recorded with `gradscope run --record RUN.jsonl`, without re-running it:
+in the interactive UI in a terminal, as plain text with --text or when stdout
+is not a terminal.
 """
 
 
@@ -108,6 +110,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument("--seed", metavar="N", type=_not_negative,
                      help="seed everything gradscope controls, for reproducible verdicts")
     run.add_argument("--force", action="store_true", help="overwrite existing output files")
+    run.add_argument("--events-fd", metavar="FD", type=_not_negative, default=None,
+                     help=argparse.SUPPRESS)  # live mode's child: events to the parent's pipe
     run.add_argument("--budget", metavar="SECONDS", type=_seconds, default=6.0,
                      help="time for the experiments after the probe steps (default 6; 0 skips them)")
     run.add_argument("script", metavar="SCRIPT.py", help="the training script")
@@ -120,6 +124,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description=VIEW_DESCRIPTION,
         allow_abbrev=False,
     )
+    view.add_argument("--text", action="store_true",
+                      help="list the verdicts as plain text instead of opening the UI")
     view.add_argument("recording", metavar="RUN.jsonl", help="a file written by --record")
     return parser, run
 
@@ -158,10 +164,10 @@ def parse_run(argv: list[str], parser: argparse.ArgumentParser,
     return RunOptions(
         script=ns.script,
         script_args=script_part[1:],
-        # Headless is automatic when stdout is not a terminal
-        # (`ns.headless or not sys.stdout.isatty()`). The Textual UI is a later
-        # issue: until it lands, a terminal run without --headless is headless too.
-        headless=True,
+        # Headless is automatic when stdout is not a terminal; the live child
+        # (--events-fd) is always headless.
+        headless=bool(ns.headless or ns.events_fd is not None or not sys.stdout.isatty()),
+        events_fd=ns.events_fd,
         csv=ns.csv,
         verdicts=ns.verdicts,
         json=ns.json,
@@ -188,13 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # argparse: --help, --version, or a bad option
             return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
         if options is not None:
+            if not options.headless:
+                from gradscope import live
+
+                return live.run_live(options, args[1:])
             from gradscope import run_command
 
             return run_command.run(options)
         if ns.command == "view":
             from gradscope import view_command
 
-            return view_command.view(ns.recording)
+            return view_command.view(ns.recording, text=ns.text)
         parser.print_usage(sys.stderr)
         raise UsageError("give a command: `run SCRIPT.py` or `view RUN.jsonl` (see gradscope --help)")
     except (UsageError, GradscopeError) as error:

@@ -103,6 +103,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class OutputLine:
+    """A line the user's script (or TensorFlow) printed, captured by live mode's
+    parent so it never draws over the UI; shown in the log pane."""
+
+    stream: str  # "stdout" | "stderr"
+    text: str
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str  # "ok" | "probe-only" | "script-error" | "no-fit" | "interrupted" | ...
     exit_code: int
@@ -116,6 +125,7 @@ Event = (
     | LayerStats
     | VerdictIssued
     | Note
+    | OutputLine
     | RunFinished
 )
 
@@ -129,6 +139,7 @@ EVENT_TYPES: dict[str, type] = {
         LayerStats,
         VerdictIssued,
         Note,
+        OutputLine,
         RunFinished,
     )
 }

@@ -19,3 +19,6 @@ class RunOptions:
     seed: int | None = None
     force: bool = False
     budget: float = 6.0  # seconds for the experiments after the probe steps
+    # Live mode's child: events go as JSON Lines to this file descriptor (the
+    # parent's UI reads them); no CSV on stdout and no stderr summary then.
+    events_fd: int | None = None

@@ -31,7 +31,8 @@ def build_sinks(options: RunOptions) -> list[Sink]:
     Every path is checked before any is opened, so a bad one raises UsageError
     before the run starts and before any other output file is created or truncated.
     """
-    csv_target = options.csv if options.csv is not None else ("-" if options.headless else None)
+    default_csv = "-" if options.headless and options.events_fd is None else None
+    csv_target = options.csv if options.csv is not None else default_csv
     files = {"--verdicts": options.verdicts, "--json": options.json, "--record": options.record}
     if csv_target != "-":
         files = {"--csv": csv_target, **files}
@@ -67,6 +68,8 @@ def build_sinks(options: RunOptions) -> list[Sink]:
         for sink in sinks:
             sink.close()
         raise
-    if options.headless:
+    if options.events_fd is not None:
+        sinks.append(RecordSink.to_fd(options.events_fd))
+    elif options.headless:
         sinks.append(SummarySink())
     return sinks
