@@ -1,7 +1,8 @@
 """`gradscope view`: reopen a recorded run.
 
-For now a plain text listing of its verdicts; the Textual replay comes later.
-Reads only events, so it needs neither TensorFlow nor Textual.
+In a terminal, the Textual app replays it; with `--text` (or when stdout is not
+a terminal) a plain listing of its verdicts. Reads only events, so it needs no
+TensorFlow, and Textual only for the app.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ from gradscope.verdicts import rank
 _FIX = "        fix: "
 
 
-def view(path: str) -> int:
-    """Print the verdicts of the run recorded in `path` (a `--record` JSON Lines file)."""
+def view(path: str, text: bool = False) -> int:
+    """Show the run recorded in `path` (a `--record` JSON Lines file): the app in a
+    terminal, else (or with `text`) the verdicts as plain text."""
     events = read_events(path)
+    if text or not sys.stdout.isatty():
+        return print_verdicts(events, path)
+    from gradscope.ui import ReplaySource
+    from gradscope.ui.app import GradscopeApp
+
+    GradscopeApp(ReplaySource(events)).run()
+    return 0
+
+
+def print_verdicts(events: list[Event], path: str) -> int:
+    """The plain listing: title, then each verdict (most likely cause first) and its fix."""
     started = next((e for e in events if isinstance(e, RunStarted)), None)
     finished = next((e for e in reversed(events) if isinstance(e, RunFinished)), None)
     verdicts = rank(e.verdict for e in events if isinstance(e, VerdictIssued))

@@ -93,7 +93,7 @@ class LayerScreen(Screen[None]):
         yield steps
         yield Static("Histograms: not recorded yet (a later event type brings them).",
                      id="histograms", classes="placeholder")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#steps", DataTable)

@@ -38,7 +38,7 @@ class OverviewScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("e", "export", "Export"),
         Binding("v", "toggle_verdicts", "Verdicts"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("escape", "clear_filter", "All layers"),
     ]
 
     def __init__(self, state: RunState) -> None:
@@ -59,7 +59,7 @@ class OverviewScreen(Screen[None]):
         yield LayerTable(id="layers")
         yield LossChart(id="loss")
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(LayerTable).focus()
@@ -107,9 +107,16 @@ class OverviewScreen(Screen[None]):
         self.refresh_view()
         self.table.move_cursor(0)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Esc is in the footer only while there is a filter to clear.
+        if action == "clear_filter":
+            return bool(self.needle) or self.has_class("-filtering")
+        return True
+
     def action_filter(self) -> None:
         self.add_class("-filtering")
         self.query_one("#filter", Input).focus()
+        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         if not self.needle and not self.has_class("-filtering"):
@@ -119,6 +126,7 @@ class OverviewScreen(Screen[None]):
         self.remove_class("-filtering")
         self.table.focus()
         self.refresh_view()
+        self.refresh_bindings()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value.strip()
@@ -129,6 +137,7 @@ class OverviewScreen(Screen[None]):
         if not self.needle:
             self.remove_class("-filtering")
         self.table.focus()
+        self.refresh_bindings()
 
     def action_toggle_verdicts(self) -> None:
         panel = self.query_one(VerdictPanel)

@@ -1,0 +1,604 @@
+"""The Textual UI as a user meets it: scripted events in, keys pressed, the screen read.
+
+No TensorFlow anywhere: every run here is built from the event dataclasses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from gradscope.events import (
+    Event,
+    LayerInfo,
+    LayerRow,
+    LayerStats,
+    ModelDescribed,
+    Note,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepStats,
+    VerdictIssued,
+    to_json,
+)
+from gradscope.sinks.layer_csv import COLUMNS
+from gradscope.ui import QueueSource, ReplaySource
+from gradscope.ui.app import GradscopeApp
+from gradscope.ui.screens.help import HelpScreen
+from gradscope.ui.screens.layer import LayerScreen
+from gradscope.ui.screens.overview import OverviewScreen
+from gradscope.ui.widgets.layer_table import LayerTable
+from gradscope.ui.widgets.verdicts import VerdictItem, VerdictPanel
+from gradscope.verdicts import Verdict
+from gradscope.view_command import read_events
+
+SMALL = (80, 24)
+
+
+def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Runs an async pilot test in its own event loop (no pytest-asyncio needed)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+# --- a scripted run -------------------------------------------------------------
+
+LAYERS = (
+    LayerInfo("dense_in", "Dense", 50240, True, activation="relu", output_shape="(None, 64)"),
+    LayerInfo("dropout", "Dropout", 0, True),
+    LayerInfo("hidden", "Dense", 4160, True, activation="relu"),
+    LayerInfo("frozen_head", "Dense", 650, False, activation="softmax"),
+)
+
+DEAD_RELU = Verdict("dead-relu", "error", "hidden",
+                    "100% of the ReLU units in 'hidden' output 0: the whole layer is dead.",
+                    "Use He initialisation: Dense(n, kernel_initializer='he_normal')",
+                    evidence={"dead_fraction": 1.0})
+FROZEN = Verdict("frozen-layers", "warning", "model", "1 layer is frozen: frozen_head.",
+                 "Set layer.trainable = True before compile().",
+                 evidence={"frozen_layers": ["frozen_head"]})
+LOSS_FLAT = Verdict("loss-flat", "warning", "model", "the loss did not move in 5 steps.",
+                    "See the cause reported with this verdict.", kind="symptom")
+ADVICE = Verdict("lr-schedule", "info", "optimizer", "a schedule could help.", "")
+
+
+def rows(step: int, grad_in: float = 0.5) -> tuple[LayerRow, ...]:
+    return (
+        LayerRow("dense_in", "Dense", 50240, True, grad_norm=grad_in * step, weight_norm=8.0,
+                 update_ratio=1e-3, act_mean=0.3, act_std=0.5, act_dead_frac=0.1),
+        LayerRow("hidden", "Dense", 4160, True, grad_norm=0.0, weight_norm=4.0,
+                 update_ratio=0.0, act_mean=0.0, act_std=0.0, act_dead_frac=1.0),
+        LayerRow("frozen_head", "Dense", 650, False, grad_norm=None, weight_norm=2.0,
+                 update_ratio=None, act_mean=0.1, act_std=0.01, act_saturated_frac=0.0),
+    )
+
+
+def step_events(step: int, phase: str = "probe", grad_in: float = 0.5) -> list[Event]:
+    return [
+        StepStats(phase, step, loss=2.30 - 0.01 * step, seconds=0.01),
+        LayerStats(phase, step, rows(step, grad_in)),
+    ]
+
+
+def run_start() -> list[Event]:
+    return [
+        RunStarted("train.py", ("train.py",), "0.1.0", 0.0),
+        PhaseChanged("static"),
+        ModelDescribed("mnist_mlp", "Sequential", 55050, 54400, "CPU", "clone", LAYERS),
+        PhaseChanged("probe"),
+    ]
+
+
+def scripted_run() -> list[Event]:
+    """A finished probe-only run: 5 steps, verdicts arriving symptom first."""
+    events = run_start()
+    for step in range(1, 6):
+        events += step_events(step)
+    events += [
+        PhaseChanged("experiments"),
+        Note("info", "overfit 32 samples for 150 steps: loss 2.303 -> 2.301"),
+        VerdictIssued(LOSS_FLAT),
+        VerdictIssued(ADVICE),
+        VerdictIssued(FROZEN),
+        VerdictIssued(DEAD_RELU),
+        PhaseChanged("done"),
+        RunFinished("probe-only", 1),
+    ]
+    return events
+
+
+def replay_app(events: list[Event] | None = None) -> GradscopeApp:
+    return GradscopeApp(ReplaySource(scripted_run() if events is None else events))
+
+
+def screen_text(app: GradscopeApp) -> str:
+    """The terminal as the user sees it, as plain text."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      color_system=None, force_terminal=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens, simplify=True))
+    return console.export_text()
+
+
+def table(app: GradscopeApp) -> LayerTable:
+    return app.screen.query_one(LayerTable)
+
+
+async def settle(pilot, seconds: float = 0.0) -> None:
+    # Past at least one drain tick (0.1 s) when asked, then until the screen is idle.
+    if seconds:
+        await pilot.pause(seconds)
+    await pilot.pause()
+
+
+# --- the overview -----------------------------------------------------------------
+
+
+@pilot_test
+async def test_the_headline_is_the_most_likely_cause_and_verdicts_are_ranked():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        items = list(app.screen.query(VerdictItem))
+
+        # causes (error, then warning) before the symptom, the info note last
+        assert [item.verdict.check for item in items] == [
+            "dead-relu", "frozen-layers", "loss-flat", "lr-schedule"]
+        assert items[0].has_class("-headline") and items[0].has_class("-error")
+        assert [item.has_class("-warning") for item in items] == [False, True, True, False]
+        assert items[3].has_class("-info")
+        text = screen_text(app)
+        assert "error dead-relu · hidden  (most likely cause)" in text
+        assert "fix: Use He initialisation" in text
+
+
+@pilot_test
+async def test_header_table_loss_and_status_show_the_run():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+
+        assert "train.py · mnist_mlp (Sequential) · 55,050 params, 54,400 trainable · CPU" in text
+        assert "done · probe step 5 · 100 steps/s" in text
+        assert table(app).visible_names() == ["dense_in", "dropout", "hidden", "frozen_head"]
+        # a layer a verdict names is marked with the verdict's severity
+        assert table(app).flags == {"hidden": "error", "frozen_head": "warning"}
+        lines = text.splitlines()
+        hidden = next(line for line in lines if " hidden " in line and "Dense" in line)
+        assert hidden.startswith("● hidden") and "-∞" in hidden and "100%" in hidden
+        frozen = next(line for line in lines if "frozen_head" in line and "Dense" in line)
+        assert frozen.startswith("▲ frozen_head") and "✗" in frozen
+        dropout = next(line for line in lines if "dropout" in line and "Dropout" in line)
+        assert dropout.count("–") == 4  # never measured: nothing applies
+        assert "Loss 2.29 → 2.25, min 2.25 (5 steps)" in text
+        assert "finished: probe-only, exit code 1" in text
+
+
+@pilot_test
+async def test_the_footer_lists_every_key_with_a_description_at_80x24():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        footer = screen_text(app).splitlines()[-1]
+
+        for words in ("⏎ Open", "s Sort", "/ Filter", "e Export", "v Verdicts",
+                      "q Quit", "p Pause", "? Help"):
+            assert words in footer
+
+
+@pilot_test
+async def test_s_cycles_the_sort_order():
+    # given a run where dense_in's gradient is the largest and frozen_head has none
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        orders = []
+        for _ in range(4):
+            await pilot.press("s")
+            orders.append((table(app).sort, table(app).visible_names()))
+
+        assert orders == [
+            ("grad_norm", ["dense_in", "hidden", "dropout", "frozen_head"]),
+            ("update_ratio", ["dense_in", "hidden", "dropout", "frozen_head"]),
+            ("dead", ["hidden", "dense_in", "dropout", "frozen_head"]),
+            ("forward", ["dense_in", "dropout", "hidden", "frozen_head"]),
+        ]
+
+
+@pilot_test
+async def test_slash_filters_layers_by_name_and_escape_clears_it():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "d", "e", "n")
+        assert table(app).visible_names() == ["dense_in", "hidden"]
+
+        # Enter keeps the filter and goes back to the table
+        await pilot.press("enter")
+        assert app.focused is table(app)
+        assert table(app).visible_names() == ["dense_in", "hidden"]
+        assert "matching 'den'" in str(table(app).border_title)
+        assert "esc All layers" in screen_text(app).splitlines()[-1]
+
+        # typing a key that is bound elsewhere (q quits) only types it in the filter
+        await pilot.press("slash", "q")
+        assert app.is_running and table(app).visible_names() == []
+
+        await pilot.press("escape")
+        assert table(app).visible_names() == ["dense_in", "dropout", "hidden", "frozen_head"]
+        assert app.focused is table(app)
+
+
+@pilot_test
+async def test_enter_opens_the_layer_and_escape_comes_back():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")
+
+        screen = app.screen
+        assert isinstance(screen, LayerScreen) and screen.track.name == "hidden"
+        text = screen_text(app)
+        assert "hidden · Dense · 4,160 params · trainable · activation relu" in text
+        assert [item.verdict.check for item in screen.query(VerdictItem)] == ["dead-relu"]
+        assert "evidence: dead_fraction=1.0" in text
+        assert "grad norm" in text and "Histograms: not recorded yet" in text
+        steps = screen.query_one("#steps")
+        assert steps.row_count == 5  # type: ignore[attr-defined]
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+        assert table(app).cursor_layer == "hidden"
+
+
+@pilot_test
+async def test_the_layer_screen_names_verdicts_through_their_evidence():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("end", "enter")
+
+        assert [v.verdict.check for v in app.screen.query(VerdictItem)] == ["frozen-layers"]
+        assert "frozen (not trainable)" in screen_text(app)
+
+
+@pilot_test
+async def test_v_unfolds_every_verdict_with_evidence_and_notes():
+    app = replay_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        assert "frozen_layers=['frozen_head']" not in screen_text(app)
+
+        await pilot.press("v")
+        text = screen_text(app)
+        assert "evidence: frozen_layers=['frozen_head']" in text
+        assert "note: overfit 32 samples" in text
+
+        await pilot.press("v")
+        assert app.screen.query_one(VerdictPanel).has_class("-folded")
+
+
+@pilot_test
+async def test_question_mark_shows_help_and_escape_closes_it():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "sort layers: forward order, grad norm, update ratio, dead %" in screen_text(app)
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
+@pilot_test
+async def test_q_quits():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        assert not app.is_running
+
+
+@pilot_test
+async def test_e_exports_the_table_as_shown_with_the_csv_columns(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("s")  # sorted by grad norm
+        await pilot.press("e")
+        await settle(pilot)
+
+        [export] = list(tmp_path.glob("gradscope-export-*.csv"))
+        with export.open() as stream:
+            table_rows = list(csv.reader(stream))
+        assert tuple(table_rows[0]) == COLUMNS
+        # measured layers in the order shown; the dropout layer has no statistics
+        assert [(r[0], r[1], r[2]) for r in table_rows[1:]] == [
+            ("probe", "5", "dense_in"), ("probe", "5", "hidden"), ("probe", "5", "frozen_head")]
+        frozen = dict(zip(COLUMNS, table_rows[3], strict=True))
+        assert frozen["trainable"] == "false" and frozen["grad_norm"] == ""
+        assert dict(zip(COLUMNS, table_rows[1], strict=True))["grad_norm"] == "2.5"
+        assert any(str(export) in str(n.message) for n in app._notifications)
+
+        # a second export in the same second gets its own file
+        await pilot.press("e")
+        assert len(list(tmp_path.glob("gradscope-export-*.csv"))) == 2
+
+
+# --- live: a queue fed from another thread ---------------------------------------------
+
+
+@pilot_test
+async def test_events_from_a_producer_thread_show_up_live():
+    source = QueueSource()
+    app = GradscopeApp(source)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        assert "waiting for" in screen_text(app)
+
+        def produce() -> None:
+            for event in run_start():
+                source.put(event)
+            for step in range(1, 4):
+                for event in step_events(step):
+                    source.put(event)
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        producer.join()
+        await settle(pilot, 0.25)
+        assert app.state.step == 3
+        assert "probe step 3" in screen_text(app)
+        assert "running…" in screen_text(app)
+
+        source.put(VerdictIssued(DEAD_RELU))
+        source.put(RunFinished("ok", 0))
+        await settle(pilot, 0.25)
+        assert "finished: ok, exit code 0" in screen_text(app)
+        assert [i.verdict.check for i in app.screen.query(VerdictItem)] == ["dead-relu"]
+
+
+@pilot_test
+async def test_p_freezes_the_view_while_events_keep_being_buffered():
+    source = QueueSource()
+    for event in run_start() + step_events(1):
+        source.put(event)
+    app = GradscopeApp(source)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, 0.15)
+        assert app.state.step == 1
+
+        await pilot.press("p")
+        for step in range(2, 5):
+            for event in step_events(step):
+                source.put(event)
+        source.put(VerdictIssued(DEAD_RELU))
+        await settle(pilot, 0.3)
+
+        # frozen: nothing new is shown, the header and status say so
+        assert app.state.step == 1 and not app.state.verdicts
+        text = screen_text(app)
+        assert "probe step 1" in text
+        assert "PAUSED (7 events held, p resumes)" in text
+        assert source.pending() == 0  # drained and held by the app: the producer never fills up
+
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.state.step == 4
+        assert "probe step 4" in screen_text(app)
+        assert [i.verdict.check for i in app.screen.query(VerdictItem)] == ["dead-relu"]
+
+
+@pilot_test
+async def test_the_drill_down_follows_new_steps():
+    source = QueueSource()
+    for event in run_start() + step_events(1):
+        source.put(event)
+    app = GradscopeApp(source)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, 0.15)
+        await pilot.press("enter")
+        steps = app.screen.query_one("#steps")
+        assert steps.row_count == 1  # type: ignore[attr-defined]
+
+        for step in (2, 3):
+            for event in step_events(step):
+                source.put(event)
+        await settle(pilot, 0.25)
+        assert steps.row_count == 3  # type: ignore[attr-defined]
+        assert "probe 3" in screen_text(app)
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+
+@pilot_test
+async def test_a_recording_replays_as_it_was_recorded(tmp_path):
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(to_json(event) + "\n" for event in scripted_run()))
+
+    app = GradscopeApp(ReplaySource(read_events(str(recording))))
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        assert [i.verdict.check for i in app.screen.query(VerdictItem)] == [
+            "dead-relu", "frozen-layers", "loss-flat", "lr-schedule"]
+        assert app.state.layers["dense_in"].series("grad_norm") == [0.5, 1.0, 1.5, 2.0, 2.5]
+        assert "finished: probe-only, exit code 1" in screen_text(app)
+
+
+def test_gradscope_view_opens_the_app_in_a_terminal(tmp_path, monkeypatch):
+    from gradscope.cli import main
+
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(to_json(event) + "\n" for event in scripted_run()))
+    opened: list[list[Event]] = []
+
+    def fake_run(self: GradscopeApp) -> None:
+        opened.append(self.source.drain())
+
+    monkeypatch.setattr(GradscopeApp, "run", fake_run)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+
+    assert main(["view", str(recording)]) == 0
+    assert opened == [scripted_run()]
+
+
+def test_gradscope_view_text_keeps_the_plain_listing(tmp_path, monkeypatch, capsys):
+    from gradscope.cli import main
+
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(to_json(event) + "\n" for event in scripted_run()))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(GradscopeApp, "run", lambda self: pytest.fail("the app opened"))
+
+    assert main(["view", "--text", str(recording)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "run of train.py (probe-only, exit 1)"
+    assert lines[1].startswith("error   dead-relu  hidden:")
+
+
+def test_gradscope_view_of_a_missing_file_stays_one_line_and_exit_2(tmp_path, capsys):
+    from gradscope.cli import main
+
+    assert main(["view", str(tmp_path / "nope.jsonl")]) == 2
+    assert capsys.readouterr().err == f"gradscope: cannot view '{tmp_path / 'nope.jsonl'}': no such file\n"
+
+
+# --- no TensorFlow -----------------------------------------------------------------------
+
+
+def test_the_ui_and_view_never_import_tensorflow_or_keras(tmp_path):
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(to_json(event) + "\n" for event in scripted_run()))
+    program = f"""
+import asyncio, sys
+import gradscope.ui
+assert "textual" not in sys.modules, "gradscope.ui alone must not load Textual"
+from gradscope.cli import main
+from gradscope.ui.app import GradscopeApp
+from gradscope.ui import ReplaySource
+from gradscope.view_command import read_events
+
+async def drive():
+    app = GradscopeApp(ReplaySource(read_events({str(recording)!r})))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("s", "enter", "escape", "question_mark", "escape", "q")
+
+asyncio.run(drive())
+assert main(["view", "--text", {str(recording)!r}]) == 0
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+print("LOADED", loaded)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout
+
+
+# --- the state and the sources, without a screen ------------------------------------------
+
+
+def test_replay_source_gives_everything_once():
+    source = ReplaySource(scripted_run())
+    assert source.drain() == scripted_run()
+    assert source.drain() == []
+
+
+def test_queue_source_never_blocks_and_keeps_what_matters_when_full():
+    # given a small queue and a producer far faster than the UI
+    source = QueueSource(max_rows=30)
+    source.put(RunStarted("train.py", ("train.py",), "0.1.0", 0.0))
+    for step in range(1, 101):
+        source.put(StepStats("train", step, loss=float(step)))
+        source.put(LayerStats("train", step, rows(step)))
+        if step == 50:
+            source.put(VerdictIssued(DEAD_RELU))
+    source.put(RunFinished("ok", 0))
+
+    events = source.drain()
+
+    # then nothing that is not a sample was lost, and the newest samples won
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert [e for e in events if isinstance(e, VerdictIssued)] == [VerdictIssued(DEAD_RELU)]
+    steps = [e.step for e in events if isinstance(e, LayerStats)]
+    assert steps[-1] == 100 and steps == sorted(steps) and len(steps) < 20
+    assert [e.step for e in events if isinstance(e, StepStats)][-1] == 100
+    assert source.dropped > 0
+    # the sample rows kept stay within the budget (3 rows per LayerStats here)
+    assert sum(3 if isinstance(e, LayerStats) else 1 for e in events
+               if isinstance(e, (LayerStats, StepStats))) <= 30
+    assert source.drain() == []
+
+
+def test_queue_source_keeps_the_newest_sample_even_when_it_alone_is_over_budget():
+    source = QueueSource(max_rows=2)
+    source.put(LayerStats("train", 1, rows(1)))
+    source.put(LayerStats("train", 2, rows(2)))
+    assert [e.step for e in source.drain() if isinstance(e, LayerStats)] == [2]
+
+
+def test_queue_source_takes_events_from_many_threads():
+    source = QueueSource()
+
+    def produce(offset: int) -> None:
+        for index in range(500):
+            source.put(Note("info", f"{offset}-{index}"))
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    seen: list[Event] = []
+    while any(t.is_alive() for t in threads):
+        seen += source.drain()
+        time.sleep(0.001)
+    seen += source.drain()
+
+    assert len(seen) == 2000  # notes are never dropped
+    for offset in range(4):
+        mine = [e.text for e in seen if isinstance(e, Note) and e.text.startswith(f"{offset}-")]
+        assert mine == [f"{offset}-{i}" for i in range(500)]
+
+
+def test_queue_source_rejects_a_useless_budget():
+    with pytest.raises(ValueError, match="Received: max_rows=0"):
+        QueueSource(max_rows=0)
+
+
+def test_queue_source_is_an_event_bus_sink():
+    from gradscope.events import EventBus
+
+    source = QueueSource()
+    bus = EventBus([source])
+    bus.emit(Note("info", "hello"))
+    bus.close()
+    assert source.drain() == [Note("info", "hello")]
+
+
+def test_export_path_is_new_each_time(tmp_path):
+    from gradscope.ui.screens.overview import export_path
+
+    first = export_path(str(tmp_path))
+    Path(first).write_text("")
+    second = export_path(str(tmp_path))
+    assert first != second and Path(second).name.startswith("gradscope-export-")
