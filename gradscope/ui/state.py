@@ -12,6 +12,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import NamedTuple
 
 from gradscope.events import (
@@ -49,6 +50,15 @@ class Sample(NamedTuple):
     row: LayerRow
 
 
+# A layer's history keeps, per step, a plain tuple (phase, step, *METRICS): no
+# LayerRow objects, so 1000 layers x HISTORY steps cost the garbage collector
+# nothing (tuples of numbers and strings are not tracked) and never pause the UI.
+METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
+           "act_saturated_frac", "act_dead_frac")
+_COLUMN = {name: index + 2 for index, name in enumerate(METRICS)}
+HistoryEntry = tuple  # (phase, step, *METRICS)
+
+
 class LossPoint(NamedTuple):
     phase: str
     step: int
@@ -66,15 +76,25 @@ class LayerTrack:
     trainable: bool
     activation: str | None = None
     output_shape: str = ""
-    history: deque[Sample] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=HISTORY))
     samples: int = 0  # ever seen; the history keeps the newest HISTORY
+    latest: Sample | None = None
 
-    @property
-    def latest(self) -> Sample | None:
-        return self.history[-1] if self.history else None
+    def record(self, phase: str, step: int, row: LayerRow) -> None:
+        self.latest = Sample(phase, step, row)
+        self.history.append((phase, step, row.grad_norm, row.weight_norm, row.update_ratio,
+                             row.act_mean, row.act_std, row.act_saturated_frac,
+                             row.act_dead_frac))
+        self.samples += 1
 
-    def series(self, metric: str) -> list[float | None]:
-        return [getattr(sample.row, metric) for sample in self.history]
+    def series(self, metric: str, last: int | None = None) -> list[float | None]:
+        """The metric over the kept steps, oldest first (only the `last` ones if given)."""
+        column = _COLUMN[metric]
+        if last is None:
+            return [entry[column] for entry in self.history]
+        recent = [entry[column] for entry in islice(reversed(self.history), last)]
+        recent.reverse()
+        return recent
 
 
 class RunState:
@@ -143,8 +163,7 @@ class RunState:
             track = layers.get(row.layer)
             if track is None:
                 track = self._track(row.layer, row.layer_type, row.param_count, row.trainable)
-            track.history.append(Sample(event.phase, event.step, row))
-            track.samples += 1
+            track.record(event.phase, event.step, row)
         self.layer_revision += 1
 
     def _track(self, name: str, layer_type: str, param_count: int, trainable: bool) -> LayerTrack:

@@ -13,7 +13,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from gradscope.ui import format as fmt
-from gradscope.ui.state import LayerTrack, RunState
+from gradscope.ui.state import METRICS, LayerTrack, RunState
 from gradscope.ui.widgets.verdicts import VerdictPanel
 
 # (label, short label for the steps table, LayerRow field, how it is shown)
@@ -132,10 +132,11 @@ class LayerScreen(Screen[None]):
             table.clear()
         if table.row_count == 0:
             self._first_row = track.samples - new
-        for offset, sample in enumerate(history[len(history) - new :] if new else []):
+        for offset, entry in enumerate(history[len(history) - new :] if new else []):
+            values = dict(zip(METRICS, entry[2:], strict=True))
             table.add_row(
-                f"{sample.phase} {sample.step}",
-                *(show(getattr(sample.row, name)) for _, _, name, show in SERIES),
+                f"{entry[0]} {entry[1]}",
+                *(show(values[name]) for _, _, name, show in SERIES),
                 key=str(track.samples - new + offset),
             )
         self._shown_samples = track.samples

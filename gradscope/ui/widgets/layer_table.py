@@ -189,7 +189,7 @@ class LayerTable(ScrollView, can_focus=True):
 
         sample = track.latest
         row = sample.row if sample else None
-        history = [s.row.grad_norm for s in list(track.history)[-COLUMNS[6].width :]]
+        history = track.series("grad_norm", last=COLUMNS[6].width)
         cells = {
             "mark": (MARKS.get(flag or "", " "), flagged),
             "name": (track.name, flagged),

@@ -1,0 +1,174 @@
+"""How fast the UI answers a key while a big model's statistics stream in.
+
+A producer thread feeds a synthetic model (1000 layers by default) through a
+QueueSource at a steady step rate; the app runs under `app.run_test()` (headless,
+same code path as a terminal). Each probe presses a key (`s`, then `down`, ...)
+and times it until the key was handled and the layer table repainted.
+
+    python scripts/bench_ui.py [--layers 1000] [--rate 50] [--presses 40]
+
+Prints median / max key latency in ms (target: about 100 ms), the cost of a
+drain-and-redraw tick, and how many stale samples the bounded queue skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual.events import Key  # noqa: E402
+
+from gradscope.events import (  # noqa: E402
+    LayerInfo,
+    LayerRow,
+    LayerStats,
+    ModelDescribed,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepStats,
+    VerdictIssued,
+)
+from gradscope.ui import QueueSource  # noqa: E402
+from gradscope.ui.app import GradscopeApp  # noqa: E402
+from gradscope.ui.widgets.layer_table import LayerTable  # noqa: E402
+from gradscope.verdicts import Verdict  # noqa: E402
+
+KEYS = ("s", "down")
+
+
+def synthetic_model(layers: int) -> ModelDescribed:
+    infos = tuple(
+        LayerInfo(f"block_{i // 4}_{('conv', 'bn', 'relu', 'dense')[i % 4]}_{i}",
+                  ("Conv2D", "BatchNormalization", "ReLU", "Dense")[i % 4],
+                  1000 + i, True, activation="relu" if i % 4 == 2 else None)
+        for i in range(layers)
+    )
+    return ModelDescribed("synthetic", "Functional", sum(i.param_count for i in infos),
+                          sum(i.param_count for i in infos), "GPU:0", "clone", infos)
+
+
+def row_pool(model: ModelDescribed, size: int, rng: random.Random) -> list[tuple[LayerRow, ...]]:
+    """Pre-built rows, so the producer costs what a socket reader would: almost nothing."""
+    return [
+        tuple(
+            LayerRow(info.name, info.layer_type, info.param_count, True,
+                     grad_norm=10 ** rng.uniform(-6, 1), weight_norm=rng.uniform(1, 20),
+                     update_ratio=10 ** rng.uniform(-7, -1), act_mean=rng.gauss(0, 1),
+                     act_std=rng.uniform(0, 2), act_dead_frac=rng.random(),
+                     act_saturated_frac=None)
+            for info in model.layers
+        )
+        for _ in range(size)
+    ]
+
+
+def produce(source: QueueSource, pool: list[tuple[LayerRow, ...]], rate: float,
+            stop: threading.Event, counter: list[int]) -> None:
+    step = 0
+    interval = 1.0 / rate if rate > 0 else 0.0
+    next_at = time.perf_counter()
+    while not stop.is_set():
+        step += 1
+        source.put(StepStats("train", step, loss=2.3 / (1 + step * 0.01), seconds=interval or None))
+        source.put(LayerStats("train", step, pool[step % len(pool)]))
+        if step % 500 == 0:
+            source.put(VerdictIssued(Verdict("dead-relu", "warning", pool[0][2].layer,
+                                             f"step {step}: dead units", "fix it")))
+        counter[0] = step
+        if interval:
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        else:
+            time.sleep(0)  # let the UI thread have the GIL now and then
+
+
+async def bench(args: argparse.Namespace) -> None:
+    rng = random.Random(0)
+    model = synthetic_model(args.layers)
+    pool = row_pool(model, 8, rng)
+    source = QueueSource()
+    for event in (RunStarted("synthetic.py", ("synthetic.py",), "bench", 0.0), model,
+                  PhaseChanged("train")):
+        source.put(event)
+
+    app = GradscopeApp(source)
+    ticks: list[float] = []
+    drain = app.drain
+
+    def timed_drain() -> None:
+        start = time.perf_counter()
+        drain()
+        ticks.append(time.perf_counter() - start)
+
+    app.drain = timed_drain  # type: ignore[method-assign]
+
+    stop = threading.Event()
+    produced = [0]
+    producer = threading.Thread(target=produce, args=(source, pool, args.rate, stop, produced),
+                                daemon=True)
+    latencies: list[float] = []
+    async with app.run_test(size=(args.width, args.height)) as pilot:
+        await pilot.pause()
+        producer.start()
+        await asyncio.sleep(1.0)  # let the stream reach its steady state
+        table = app.screen.query_one(LayerTable)
+        for index in range(args.presses):
+            key = KEYS[index % len(KEYS)]
+            before = (table.sort, table.cursor)
+            start = time.perf_counter()
+            # Sent the way a terminal's key reaches the app (pilot.press would also
+            # wait for the whole app to go idle, which a live stream never does).
+            app._driver.send_message(Key(key, key))  # type: ignore[union-attr]
+            # Answered = the key's effect is in place and the table repainted after it.
+            while (table.sort, table.cursor) == before and time.perf_counter() - start < 5:
+                await asyncio.sleep(0.0005)
+            paints = table.paints
+            while table.paints == paints and time.perf_counter() - start < 5:
+                await asyncio.sleep(0.0005)
+            latencies.append(time.perf_counter() - start)
+            await asyncio.sleep(rng.uniform(0.05, 0.15))  # a human's pace, off the tick grid
+        stop.set()
+        producer.join()
+        source.put(RunFinished("ok", 0))
+        await pilot.pause(0.2)
+        shown_step = app.state.step
+
+    ms = [x * 1000 for x in latencies]
+    tick_ms = [x * 1000 for x in ticks if x > 0.0005] or [0.0]
+    print(f"layers: {args.layers}, producer: {args.rate or 'max'} steps/s, "
+          f"terminal {args.width}x{args.height}")
+    print(f"key latency over {len(ms)} presses ({'/'.join(KEYS)}): "
+          f"median {statistics.median(ms):.1f} ms, p90 {sorted(ms)[int(len(ms) * 0.9)]:.1f} ms, "
+          f"max {max(ms):.1f} ms")
+    print(f"drain+redraw tick with data: median {statistics.median(tick_ms):.1f} ms, "
+          f"max {max(tick_ms):.1f} ms over {len(tick_ms)} ticks")
+    print(f"steps produced {produced[0]}, last shown {shown_step}, "
+          f"stale samples skipped by the queue {source.dropped}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0,
+                        help="training steps per second the producer sends (0 = as fast as it can)")
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--width", type=int, default=120)
+    parser.add_argument("--height", type=int, default=40)
+    args = parser.parse_args(argv)
+    asyncio.run(bench(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
