@@ -246,6 +246,35 @@ async def test_slash_filters_layers_by_name_and_escape_clears_it():
         assert table(app).visible_names() == ["dense_in", "dropout", "hidden", "frozen_head"]
         assert app.focused is table(app)
 
+        # what the user types is text, never markup
+        await pilot.press("slash", "left_square_bracket", "b", "right_square_bracket")
+        assert "matching '[b]'" in screen_text(app)
+
+
+@pilot_test
+async def test_a_big_model_scrolls_with_the_cursor():
+    # given a model with more layers than the terminal has lines
+    names = [f"layer_{i:03d}" for i in range(300)]
+    model = ModelDescribed("big", "Functional", 300, 300, "CPU", "clone",
+                           tuple(LayerInfo(n, "Dense", 1, True) for n in names))
+    app = replay_app([model, LayerStats("probe", 1, tuple(
+        LayerRow(n, "Dense", 1, True, grad_norm=float(i)) for i, n in enumerate(names)))])
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("end")
+        assert table(app).cursor_layer == "layer_299"
+        assert "layer_299" in screen_text(app) and "layer_000" not in screen_text(app)
+
+        await pilot.press("home", "pagedown")
+        assert table(app).cursor_layer == f"layer_{table(app).size.height - 1:03d}"
+
+        # a click picks a row (below the table's title and header), a double click opens it
+        await pilot.press("home")
+        await pilot.click(LayerTable, offset=(5, 3))
+        assert table(app).cursor_layer == "layer_001"
+        await pilot.click(LayerTable, offset=(5, 3), times=2)
+        assert isinstance(app.screen, LayerScreen) and app.screen.track.name == "layer_001"
+
 
 @pilot_test
 async def test_enter_opens_the_layer_and_escape_comes_back():
@@ -517,6 +546,21 @@ print("LOADED", loaded)
 
 
 # --- the state and the sources, without a screen ------------------------------------------
+
+
+def test_a_bigger_model_keeps_fewer_steps_per_layer():
+    from gradscope.ui.state import RunState
+
+    def kept(layers: int) -> int:
+        state = RunState()
+        names = [f"l{i}" for i in range(layers)]
+        state.apply(ModelDescribed("m", "Functional", 0, 0, "CPU", "clone",
+                                   tuple(LayerInfo(n, "Dense", 0, True) for n in names)))
+        for step in range(1200):
+            state.apply(LayerStats("train", step, (LayerRow(names[0], "Dense", 0, True, 1.0),)))
+        return len(state.layers[names[0]].history)
+
+    assert (kept(10), kept(1000), kept(5000)) == (1000, 100, 64)
 
 
 def test_replay_source_gives_everything_once():

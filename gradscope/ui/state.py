@@ -30,7 +30,11 @@ from gradscope.events import (
 from gradscope.sinks.layer_csv import COLUMNS, format_cell
 from gradscope.verdicts import SEVERITY_ORDER, Verdict, rank
 
-HISTORY = 512  # per-layer samples kept for sparklines and the drill-down
+# Per-layer steps kept for sparklines and the drill-down: a shared budget of
+# samples (a sample costs about 300 bytes), so a 10-layer model keeps its last
+# 1000 steps and a 1000-layer one its last 100 (about 30 MB in all).
+HISTORY_BUDGET = 100_000
+HISTORY_MIN, HISTORY_MAX = 64, 1000
 LOSS_HISTORY = 5000
 
 # The table's sort orders, in the order `s` cycles through them.
@@ -51,7 +55,7 @@ class Sample(NamedTuple):
 
 
 # A layer's history keeps, per step, a plain tuple (phase, step, *METRICS): no
-# LayerRow objects, so 1000 layers x HISTORY steps cost the garbage collector
+# LayerRow objects, so 1000 layers' history costs the garbage collector
 # nothing (tuples of numbers and strings are not tracked) and never pause the UI.
 METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
            "act_saturated_frac", "act_dead_frac")
@@ -76,8 +80,8 @@ class LayerTrack:
     trainable: bool
     activation: str | None = None
     output_shape: str = ""
-    history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    samples: int = 0  # ever seen; the history keeps the newest HISTORY
+    history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=HISTORY_MAX))
+    samples: int = 0  # ever seen; the history keeps the newest `history.maxlen`
     latest: Sample | None = None
 
     def record(self, phase: str, step: int, row: LayerRow) -> None:
@@ -112,6 +116,7 @@ class RunState:
         self.notes: list[Note] = []
         self.losses: deque[LossPoint] = deque(maxlen=LOSS_HISTORY)
         self._step_seconds: deque[float] = deque(maxlen=20)
+        self.history_length = HISTORY_MAX  # per layer; set from the model's size
         self.revision = 0  # any change
         self.layer_revision = 0
         self.verdict_revision = 0
@@ -142,6 +147,7 @@ class RunState:
             self.phase = event.phase
         elif isinstance(event, ModelDescribed):
             self.model = event
+            self.history_length = history_length(len(event.layers))
             for info in event.layers:
                 track = self._track(info.name, info.layer_type, info.param_count, info.trainable)
                 track.layer_type, track.param_count = info.layer_type, info.param_count
@@ -169,7 +175,8 @@ class RunState:
     def _track(self, name: str, layer_type: str, param_count: int, trainable: bool) -> LayerTrack:
         track = self.layers.get(name)
         if track is None:
-            track = LayerTrack(name, len(self.layers), layer_type, param_count, trainable)
+            track = LayerTrack(name, len(self.layers), layer_type, param_count, trainable,
+                               history=deque(maxlen=self.history_length))
             self.layers[name] = track
         return track
 
@@ -222,6 +229,11 @@ class RunState:
             return (1, -value, track.index)
 
         return sorted(tracks, key=key)
+
+
+def history_length(layers: int) -> int:
+    """Steps of history each layer keeps, for a model of `layers` layers."""
+    return max(HISTORY_MIN, min(HISTORY_MAX, HISTORY_BUDGET // max(1, layers)))
 
 
 def named_layers(verdict: Verdict, layers: dict[str, LayerTrack]) -> set[str]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
@@ -72,7 +73,7 @@ class OverviewScreen(Screen[None]):
     def table(self) -> LayerTable:
         return self.query_one(LayerTable)
 
-    def refresh_view(self, *, force_table: bool = False) -> None:
+    def refresh_view(self) -> None:
         """Redraw what changed since the last call."""
         state, app = self.state, self.gs_app
         status = (state.revision, app.paused, app.held_count(), app.dropped_count())
@@ -87,13 +88,13 @@ class OverviewScreen(Screen[None]):
                 state.ranked_verdicts(), state.notes, state.finished is not None
             )
         table = (state.layer_revision, state.verdict_revision, self.sort, self.needle)
-        if force_table or self._seen.get("table") != table:
+        if self._seen.get("table") != table:
             self._seen["table"] = table
             rows = state.ordered_layers(self.sort, self.needle)
             self.table.set_rows(rows, state.layer_flags(), self.sort)
             title = f"Layers ({len(rows)}"
             if self.needle:
-                title += f" of {len(state.layers)} matching '{self.needle}'"
+                title += f" of {len(state.layers)} matching '{escape(self.needle)}'"
             self.table.border_title = f"{title}) · sort: {SORT_LABELS[self.sort]}"
         loss = (len(state.losses), state.losses[-1] if state.losses else None)
         if self._seen.get("loss") != loss:

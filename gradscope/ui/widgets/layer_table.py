@@ -141,9 +141,10 @@ class LayerTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def on_click(self, event: Click) -> None:
-        if event.y < 1:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:  # the border or the header
             return
-        index = round(self.scroll_y) + event.y - 1
+        index = round(self.scroll_y) + offset.y - 1
         if 0 <= index < len(self.rows):
             if index == self.cursor and event.chain >= 2:
                 self.action_open()
