@@ -408,6 +408,39 @@ async def test_events_from_a_producer_thread_show_up_live():
 
 
 @pilot_test
+async def test_events_from_a_child_process_show_up_live(tmp_path):
+    # given a child that writes the event stream as JSON Lines on its stdout, as the
+    # live runner's child will, and a reader thread that decodes it into the queue
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(to_json(event) + "\n" for event in scripted_run()))
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import sys, time\nfor line in open({str(recording)!r}):\n"
+         "    sys.stdout.write(line); sys.stdout.flush(); time.sleep(0.005)"],
+        stdout=subprocess.PIPE, text=True)
+    source = QueueSource()
+
+    def read() -> None:
+        from gradscope.events import from_json
+
+        assert child.stdout is not None
+        for line in child.stdout:
+            source.put(from_json(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    app = GradscopeApp(source)
+    async with app.run_test(size=SMALL) as pilot:
+        reader.start()
+        while reader.is_alive():
+            await pilot.pause(0.05)
+        await settle(pilot, 0.15)
+
+        assert child.wait(timeout=10) == 0
+        assert "finished: probe-only, exit code 1" in screen_text(app)
+        assert app.state.layers["dense_in"].series("grad_norm") == [0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+@pilot_test
 async def test_p_freezes_the_view_while_events_keep_being_buffered():
     source = QueueSource()
     for event in run_start() + step_events(1):
