@@ -215,3 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         print("gradscope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `gradscope ... | head` closed our stdout: stop quietly, as unix tools do,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
