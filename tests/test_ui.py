@@ -200,7 +200,7 @@ async def test_the_footer_lists_every_key_with_a_description_at_80x24():
         footer = screen_text(app).splitlines()[-1]
 
         for words in ("⏎ Open", "s Sort", "/ Filter", "e Export", "v Verdicts",
-                      "q Quit", "p Pause", "? Help"):
+                      "q Quit", "p Pause", "? Help", "l Log"):
             assert words in footer
 
 
@@ -679,3 +679,32 @@ def test_export_path_is_new_each_time(tmp_path):
     Path(first).write_text("")
     second = export_path(str(tmp_path))
     assert first != second and Path(second).name.startswith("gradscope-export-")
+
+
+@pilot_test
+async def test_l_shows_what_the_run_printed_and_escape_returns():
+    # given a live run whose script printed lines and then crashed
+    from gradscope.events import OutputLine
+    from gradscope.ui.screens.log import LogScreen
+
+    events = run_start() + [
+        OutputLine("stdout", "Epoch 1/5"),
+        OutputLine("stderr", "Traceback (most recent call last):"),
+        OutputLine("stderr", "ValueError: shapes (32, 10) and (32, 1) are incompatible"),
+        RunFinished("script-error", 3),
+    ]
+    app = replay_app(events)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        # when the user presses l
+        await pilot.press("l")
+        await settle(pilot)
+        # then the log screen shows every line, and the run's exit status
+        assert isinstance(app.screen, LogScreen)
+        text = screen_text(app)
+        assert "Epoch 1/5" in text and "ValueError: shapes" in text
+        assert "script-error, exit 3" in text
+        # and Esc goes back to the overview
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen)

@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from gradscope.ui.screens.help import HelpScreen
+from gradscope.ui.screens.log import LogScreen
 from gradscope.ui.screens.overview import OverviewScreen
 from gradscope.ui.sources import EventSource, QueueSource
 from gradscope.ui.state import RunState
@@ -29,6 +30,7 @@ class GradscopeApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("question_mark", "help", "Help"),
+        Binding("l", "log", "Log"),
     ]
 
     def __init__(self, source: EventSource, *, refresh_interval: float = REFRESH_INTERVAL) -> None:
@@ -78,6 +80,10 @@ class GradscopeApp(App[None]):
             self.state.apply_all(self._held.drain())
         self._refresh_screen()
         self.notify("view paused: events are kept" if self.paused else "view resumed", timeout=2)
+
+    def action_log(self) -> None:
+        if not isinstance(self.screen, LogScreen):
+            self.push_screen(LogScreen(self.state))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

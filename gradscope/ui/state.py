@@ -21,6 +21,7 @@ from gradscope.events import (
     LayerStats,
     ModelDescribed,
     Note,
+    OutputLine,
     PhaseChanged,
     RunFinished,
     RunStarted,
@@ -101,6 +102,9 @@ class LayerTrack:
         return recent
 
 
+OUTPUT_LINES = 5000  # lines of the run's output kept for the log screen
+
+
 class RunState:
     """The run as the events tell it; `apply` is the only way in."""
 
@@ -114,6 +118,9 @@ class RunState:
         self.layers: dict[str, LayerTrack] = {}
         self.verdicts: list[Verdict] = []
         self.notes: list[Note] = []
+        # What the run printed (live mode captures it so it never draws over the UI).
+        self.output: deque[OutputLine] = deque(maxlen=OUTPUT_LINES)
+        self.output_total = 0  # lines ever seen; the deque keeps the newest
         self.losses: deque[LossPoint] = deque(maxlen=LOSS_HISTORY)
         self._step_seconds: deque[float] = deque(maxlen=20)
         self.history_length = HISTORY_MAX  # per layer; set from the model's size
@@ -132,7 +139,10 @@ class RunState:
 
     def apply(self, event: Event) -> None:
         self.revision += 1
-        if isinstance(event, LayerStats):
+        if isinstance(event, OutputLine):
+            self.output.append(event)
+            self.output_total += 1
+        elif isinstance(event, LayerStats):
             self._apply_layer_stats(event)
         elif isinstance(event, StepStats):
             self.phase = self.step_phase = event.phase

@@ -23,6 +23,7 @@ Keys
   v           every verdict in full, with evidence and gradscope's notes
   p           pause the view; events keep arriving, shown on resume
   e           export the table as shown: gradscope-export-<time>.csv
+  l           the run's output (prints, progress bars, a traceback); Esc back
   ?           this help; Esc closes it
 
 Verdicts: the most likely root cause first (the headline).
