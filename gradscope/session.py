@@ -285,6 +285,7 @@ class Session:
                 experiments = replace(
                     experiments,
                     probability_output=out is not None and out.activation in ("softmax", "sigmoid"),
+                    optimizer_epsilon=_epsilon(target.optimizer),
                     optimizer_name=type(
                         getattr(target.optimizer, "inner_optimizer", target.optimizer)
                     ).__name__
@@ -389,6 +390,15 @@ def _budget_steps(call: Any, data: Any) -> int | None:
     if not per_epoch or epochs <= 0:
         return None
     return int(per_epoch) * epochs
+
+
+def _epsilon(optimizer: Any) -> float | None:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    value = getattr(inner, "epsilon", None)
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _batch_facts(kind: str, batches: list[Any]) -> Any:

@@ -437,15 +437,28 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         ]
     flat = abs(e.overfit_loss_end - e.overfit_loss_start) <= 1e-3 * max(abs(e.overfit_loss_start), 1e-12)
     if (ratio <= UPDATE_LOW and (flat or sweep_says_higher)) or (ratio <= 1e-4 and sweep_says_higher):
+        # Adam-family steps are lr * m / (sqrt(v) + epsilon): a large epsilon
+        # (the TF1 docs' 1.0 or 0.1) shrinks every step as much as a tiny rate.
+        eps = e.optimizer_epsilon
+        big_eps = eps is not None and eps >= 1e-2
+        eps_text = (
+            f"; the optimizer's epsilon={eps:g} divides each step by about that much" if big_eps else ""
+        )
+        fix = (
+            f"Use the default epsilon: keras.optimizers.{e.optimizer_name}(learning_rate="
+            f"{user_lr:g})  (epsilon=1e-7), or raise the learning rate."
+            if big_eps and user_lr
+            else "Raise the learning rate"
+            + (f", e.g. keras.optimizers.{e.optimizer_name}(learning_rate={best[0]:.0e})" if best else "")
+            + "."
+        )
         return [
             verdict(
                 "lr-too-low",
                 "optimizer",
                 f"each step changes the weights by only {ratio:.2g} of their size (median "
-                f"||dW||/||W||; healthy is 1e-4..1e-1){sweep_text}.",
-                "Raise the learning rate"
-                + (f", e.g. keras.optimizers.{e.optimizer_name}(learning_rate={best[0]:.0e})" if best else "")
-                + ".",
+                f"||dW||/||W||; healthy is 1e-4..1e-1){eps_text}{sweep_text}.",
+                fix,
                 severity="error" if flat else "warning",
                 update_ratio=ratio,
                 best_lr=best[0] if best else None,

@@ -214,6 +214,7 @@ class ExperimentFacts:
     sweep_steps: int = 0
     user_lr: float | None = None
     optimizer_name: str = "Adam"
+    optimizer_epsilon: float | None = None  # Adam-family epsilon, when the optimizer has one
     heldout_steps: int = 0
     heldout_train_acc: float | None = None
     heldout_acc_start: float | None = None
