@@ -183,6 +183,7 @@ class Session:
         from gradscope.engine.layers import describe, probe_layers
         from gradscope.engine.probe import ProbeStep
         from gradscope.engine.target import make_target
+        from gradscope.engine.training import to_tensors
 
         x0, y0, sw0 = batches[0]
         target = make_target(model, x0)
@@ -215,17 +216,17 @@ class Session:
             self._issue(run_static(facts, _batch_facts(self._data_kind, batches)))
 
             self.bus.emit(PhaseChanged("probe"))
-            xt, yt, swt = _to_tensors(x0), _to_tensors(y0), _to_tensors(sw0)
+            xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
             # Build the loss object eagerly: variables cannot be created inside tf.function.
             target.loss_fn(yt, target.model(xt, training=False), swt)
             trainer = Trainer(target.model, target.optimizer, target.loss_fn)
             eval_set = (_head(sx, 256), _head(sy, 256))
-            eval_before = trainer.evaluate(_to_tensors(eval_set[0]), _to_tensors(eval_set[1]))
+            eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
             probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
             series: list[Any] = []
             for step in range(max(1, self.options.steps)):
                 x, y, sw = batches[step % len(batches)]
-                result = probe.run(_to_tensors(x), _to_tensors(y), _to_tensors(sw))
+                result = probe.run(to_tensors(x), to_tensors(y), to_tensors(sw))
                 figures = probe.layer_figures(result)
                 series.append((result, figures))
                 self.bus.emit(
@@ -323,15 +324,6 @@ def _device_name() -> str:
         return str(details.get("device_name") or "GPU")
     except Exception:  # noqa: BLE001
         return "GPU"
-
-
-def _to_tensors(struct: Any) -> Any:
-    import tensorflow as tf
-    from keras.src import tree
-
-    if struct is None:
-        return None
-    return tree.map_structure(lambda a: a if a is None else tf.convert_to_tensor(a), struct)
 
 
 def _head(struct: Any, n: int) -> Any:

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.checks.facts import ExperimentFacts, SweepPoint
+from gradscope.engine.training import forward_losses, to_tensors
 
 OVERFIT_SAMPLES = 32
 OVERFIT_STEPS = 150
@@ -25,10 +26,6 @@ BUDGET_REPLAY_MAX = 400  # replay the user's whole budget only when it is this s
 
 def _take(struct: Any, idx: np.ndarray) -> Any:
     return tree.map_structure(lambda a: None if a is None else np.asarray(a)[idx], struct)
-
-
-def _tensors(struct: Any) -> Any:
-    return tree.map_structure(lambda a: None if a is None else tf.convert_to_tensor(a), struct)
 
 
 def _first(struct: Any) -> Any:
@@ -52,11 +49,7 @@ class Trainer:
 
     def _train_step(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            y_pred = self.model(x, training=True)
-            loss = tf.cast(self.loss_fn(y, y_pred, sw), tf.float32)
-            extra = [tf.cast(tf.reduce_sum(t), tf.float32) for t in self.model.losses]
-            total = loss + (tf.add_n(extra) if extra else 0.0)
-            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+            loss, _, _, scaled = forward_losses(self.model, self.optimizer, self.loss_fn, x, y, sw)
         if self.tvars:
             grads = tape.gradient(scaled, self.tvars)
             pairs = [(g, v) for g, v in zip(grads, self.tvars, strict=True) if g is not None]
@@ -160,7 +153,7 @@ def run_experiments(
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     xe, ye = eval_set
-    xe_t, ye_t = _tensors(xe), _tensors(ye)
+    xe_t, ye_t = to_tensors(xe), to_tensors(ye)
     pred_before, loss_before = eval_before
     pred_after, loss_after = trainer.evaluate(xe_t, ye_t)
     step = max(step_seconds, 1e-4)
@@ -180,8 +173,8 @@ def run_experiments(
 
     # 1. Overfit a tiny subset: a model that cannot fit 32 samples cannot learn.
     idx = rng.permutation(n)[: min(OVERFIT_SAMPLES, n)]
-    ox, oy = _tensors(_take(sx, idx)), _tensors(_take(sy, idx))
-    osw = _tensors(_take(ssw, idx)) if ssw is not None else None
+    ox, oy = to_tensors(_take(sx, idx)), to_tensors(_take(sy, idx))
+    osw = to_tensors(_take(ssw, idx)) if ssw is not None else None
     steps = int(min(OVERFIT_STEPS, max(10, 0.35 * budget_seconds / step)))
     trainer.reset()
     pred0, loss0 = trainer.evaluate(ox, oy, osw)
@@ -213,7 +206,7 @@ def run_experiments(
         grid = sorted({10.0**k for k in range(-5, 1) if not math.isclose(10.0**k, user_lr, rel_tol=1e-3)} | {user_lr})
         per_lr = min(SWEEP_STEPS, int(0.3 * budget_seconds / step / len(grid)))
         if per_lr >= 3:
-            probe_batches = [(_tensors(b[0]), _tensors(b[1]), _tensors(b[2])) for b in batches]
+            probe_batches = [(to_tensors(b[0]), to_tensors(b[1]), to_tensors(b[2])) for b in batches]
             for lr in grid:
                 trainer.reset(lr=lr)
                 for i in range(per_lr):
@@ -230,8 +223,8 @@ def run_experiments(
         perm = rng.permutation(n)
         half = min(n // 2, 256)
         tr, ho = perm[:half], perm[half : 2 * half]
-        tx, ty = _tensors(_take(sx, tr)), _tensors(_take(sy, tr))
-        hx, hy = _tensors(_take(sx, ho)), _tensors(_take(sy, ho))
+        tx, ty = to_tensors(_take(sx, tr)), to_tensors(_take(sy, tr))
+        hx, hy = to_tensors(_take(sx, ho)), to_tensors(_take(sy, ho))
         ty_np, hy_np = np.asarray(_first(_take(sy, tr))), np.asarray(_first(_take(sy, ho)))
         bs = 32
         trainer.reset()
@@ -268,7 +261,7 @@ def run_experiments(
         for i in range(1, budget_steps + 1):
             lo = ((i - 1) * bs) % n
             sl = perm[np.arange(lo, lo + bs) % n]
-            trainer.train(_tensors(_take(sx, sl)), _tensors(_take(sy, sl)), None)
+            trainer.train(to_tensors(_take(sx, sl)), to_tensors(_take(sy, sl)), None)
             if i in checkpoints:
                 curve.append(trainer.evaluate(xe_t, ye_t)[1])
         pred_end, _ = trainer.evaluate(xe_t, ye_t)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from gradscope.engine.layers import LayerMeta, own_variables
 from gradscope.engine.taps import ActivationTaps
+from gradscope.engine.training import forward_losses
 
 LossFn = Callable[[Any, Any, Any], Any]
 
@@ -86,15 +87,8 @@ class ProbeStep:
     def _step(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
         with self.taps.recording():
             with tf.GradientTape() as tape:
-                y_pred = self.model(x, training=True)
-                data_loss = tf.cast(self.loss_fn(y, y_pred, sw), tf.float32)
-                extra = [tf.cast(tf.reduce_sum(t), tf.float32) for t in self.model.losses]
-                reg_loss = tf.add_n(extra) if extra else tf.constant(0.0)
-                total = data_loss + reg_loss
-                scaled = (
-                    self.optimizer.scale_loss(total)
-                    if hasattr(self.optimizer, "scale_loss")
-                    else total
+                data_loss, reg_loss, total, scaled = forward_losses(
+                    self.model, self.optimizer, self.loss_fn, x, y, sw
                 )
         self.tapped, act_sums, act_counts = self.taps.stats()
         losses = tf.stack([total, data_loss, reg_loss])
