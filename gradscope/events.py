@@ -36,6 +36,9 @@ class LayerInfo:
     trainable: bool
     activation: str | None = None
     output_shape: str = ""
+    # What the drill-down shows as the layer's config: shapes, initialisers,
+    # regularisers, dtype... as readable strings (key -> value).
+    config: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,35 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Values binned evenly between lo and hi (the finite minimum and maximum)."""
+
+    lo: float
+    hi: float
+    counts: tuple[int, ...]
+    nonfinite: int = 0  # NaN/Inf values, not in any bin
+    total: int = 0  # values summarised (large tensors: an even subsample)
+
+
+@dataclass(frozen=True)
+class LayerHistogram:
+    layer: str
+    weights: Histogram | None = None  # None = the layer has no trainable weights
+    grads: Histogram | None = None
+    acts: Histogram | None = None  # None = output not tapped (reshaping layers)
+
+
+@dataclass(frozen=True)
+class LayerHistograms:
+    """Histograms of every layer at one step (sent before the first probe step and
+    after the last: a shape to compare, at the cost of about two steps)."""
+
+    phase: str
+    step: int
+    layers: tuple[LayerHistogram, ...]
+
+
+@dataclass(frozen=True)
 class VerdictIssued:
     verdict: Verdict
 
@@ -123,6 +155,7 @@ Event = (
     | PhaseChanged
     | StepStats
     | LayerStats
+    | LayerHistograms
     | VerdictIssued
     | Note
     | OutputLine
@@ -137,6 +170,7 @@ EVENT_TYPES: dict[str, type] = {
         PhaseChanged,
         StepStats,
         LayerStats,
+        LayerHistograms,
         VerdictIssued,
         Note,
         OutputLine,
@@ -232,14 +266,38 @@ def from_dict(data: dict[str, Any]) -> Event:
         kwargs["rows"] = tuple(
             LayerRow(**{k: _unclean(v) for k, v in row.items()}) for row in kwargs["rows"]
         )
+    elif cls is LayerHistograms:
+        kwargs["layers"] = tuple(
+            LayerHistogram(
+                layer=item["layer"],
+                **{kind: _histogram(item.get(kind)) for kind in ("weights", "grads", "acts")},
+            )
+            for item in kwargs["layers"]
+        )
     elif cls is ModelDescribed:
-        kwargs["layers"] = tuple(LayerInfo(**layer) for layer in kwargs.get("layers", ()))
+        known = {f.name for f in fields(LayerInfo)}
+        kwargs["layers"] = tuple(
+            LayerInfo(**{k: v for k, v in layer.items() if k in known})
+            for layer in kwargs.get("layers", ())
+        )
     elif cls is RunStarted:
         kwargs["argv"] = tuple(kwargs["argv"])
     elif cls is StepStats:
         kwargs["loss"] = _unclean(kwargs.get("loss"))
         kwargs["extra"] = {k: _unclean(v) for k, v in (kwargs.get("extra") or {}).items()}
     return cls(**kwargs)
+
+
+def _histogram(data: dict[str, Any] | None) -> Histogram | None:
+    if data is None:
+        return None
+    return Histogram(
+        lo=float(_unclean(data["lo"])),
+        hi=float(_unclean(data["hi"])),
+        counts=tuple(int(c) for c in data["counts"]),
+        nonfinite=int(data.get("nonfinite", 0)),
+        total=int(data.get("total", 0)),
+    )
 
 
 def from_json(line: str) -> Event:

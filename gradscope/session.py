@@ -95,6 +95,13 @@ class Session:
         for v in verdicts:
             self.bus.emit(VerdictIssued(v))
 
+    def _histograms(self, probe: Any, step: int, x: Any, y: Any, sw: Any) -> None:
+        """Send every layer's histograms; a failure costs only the histograms."""
+        try:
+            self.bus.emit(probe.run("probe", step, x, y, sw))
+        except Exception as exc:  # noqa: BLE001 - the drill-down just shows none
+            self.bus.emit(Note("info", f"no histograms: {type(exc).__name__}: {exc}"))
+
     def _probe_failed(self, exc: BaseException) -> None:
         from gradscope.checks.catalogue import verdict
 
@@ -180,12 +187,16 @@ class Session:
         from gradscope.checks.static import run_static
         from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import model_facts
-        from gradscope.engine.layers import describe, probe_layers
+        from gradscope.engine.histograms import HistogramProbe
+        from gradscope.engine.layers import describe, layer_config, probe_layers
         from gradscope.engine.probe import ProbeStep
-        from gradscope.engine.target import make_target
+        from gradscope.engine.target import custom_training, make_target
         from gradscope.engine.training import to_tensors
 
         x0, y0, sw0 = batches[0]
+        custom = custom_training(model)
+        if custom:
+            self._issue([_custom_step_verdict(model, custom)])
         target = make_target(model, x0)
         try:
             layers = probe_layers(target.model)
@@ -201,8 +212,9 @@ class Session:
                     device=_device_name(),
                     probe_mode=target.mode,
                     layers=tuple(
-                        LayerInfo(m.name, m.layer_type, m.param_count, m.trainable, m.activation)
-                        for m in metas
+                        LayerInfo(m.name, m.layer_type, m.param_count, m.trainable, m.activation,
+                                  *layer_config(layer))
+                        for m, layer in zip(metas, layers, strict=True)
                     ),
                 )
             )
@@ -214,6 +226,10 @@ class Session:
             facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
             facts = _with_trainable(facts, _user_trainable_facts(model))
             self._issue(run_static(facts, _batch_facts(self._data_kind, batches)))
+            if target.loss_fn is None:
+                if custom:  # its train_step computes the loss: said so, nothing to probe
+                    return
+                raise ValueError("the model was compiled without a loss")
 
             self.bus.emit(PhaseChanged("probe"))
             xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
@@ -223,6 +239,10 @@ class Session:
             eval_set = (_head(sx, 256), _head(sy, 256))
             eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
             probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
+            histograms = HistogramProbe(
+                target.model, target.optimizer, target.loss_fn, layers, metas
+            )
+            self._histograms(histograms, 0, xt, yt, swt)
             series: list[Any] = []
             for step in range(max(1, self.options.steps)):
                 x, y, sw = batches[step % len(batches)]
@@ -260,6 +280,7 @@ class Session:
                         ),
                     )
                 )
+            self._histograms(histograms, len(series), xt, yt, swt)
             self.bus.emit(PhaseChanged("experiments"))
             out = facts.outputs[0] if facts.outputs else None
             classification = out is not None and out.loss in (
@@ -311,6 +332,57 @@ class Session:
             )
         finally:
             target.restore()
+
+
+def _custom_step_verdict(model: Any, overridden: list[str]) -> Verdict:
+    """The probe's step is Keras's standard one on the compiled loss, whatever
+    the user's own train_step / compute_loss does."""
+    from gradscope.checks.catalogue import verdict
+    from gradscope.engine.target import compiled_loss
+
+    loss = compiled_loss(model)
+    cls = type(model).__name__
+    methods = " and ".join(f"{m}()" for m in overridden)
+    if loss is None:
+        message = (
+            f"{cls} overrides {methods} and was compiled without a loss: gradscope "
+            "probes gradients through the compiled loss, so it took no gradient or "
+            "activation figures and ran no dynamic checks (the data and model checks "
+            "still ran)."
+        )
+        fix = (
+            "To have the model probed, compile it with the loss your training step "
+            "minimises: model.compile(optimizer, loss=...), and compute it in your "
+            "train_step with self.compute_loss(x, y, y_pred)."
+        )
+    else:
+        message = (
+            f"{cls} overrides {methods}; gradscope probed it with a standard training "
+            f"step on the compiled loss ({_loss_display(loss)}), not with your {methods}: "
+            "the gradient figures and the dynamic verdicts describe that step, which may "
+            "not be what your training does (other loss terms, targets or updates)."
+        )
+        fix = (
+            "Nothing to do if your training step minimises the compiled loss (e.g. via "
+            "self.compute_loss). Otherwise read the probe's figures as those of the "
+            "compiled loss, or compile with the loss your step minimises."
+        )
+    return verdict(
+        "custom-train-step", "model", message, fix,
+        overridden=list(overridden),
+        compiled_loss=None if loss is None else _loss_display(loss),
+        probed=loss is not None,
+    )
+
+
+def _loss_display(loss: Any) -> str:
+    from gradscope.engine.facts import canonical_loss
+
+    if isinstance(loss, dict):
+        return ", ".join(f"{k}: {_loss_display(v)}" for k, v in loss.items())
+    if isinstance(loss, (list, tuple)):
+        return ", ".join(_loss_display(v) for v in loss)
+    return canonical_loss(loss)[1]
 
 
 def _device_name() -> str:

@@ -22,6 +22,9 @@ from rich.console import Console
 
 from gradscope.events import (
     Event,
+    Histogram,
+    LayerHistogram,
+    LayerHistograms,
     LayerInfo,
     LayerRow,
     LayerStats,
@@ -62,7 +65,8 @@ def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., 
 LAYERS = (
     LayerInfo("dense_in", "Dense", 50240, True, activation="relu", output_shape="(None, 64)"),
     LayerInfo("dropout", "Dropout", 0, True),
-    LayerInfo("hidden", "Dense", 4160, True, activation="relu"),
+    LayerInfo("hidden", "Dense", 4160, True, activation="relu",
+              config={"units": "64", "kernel initializer": "Zeros()", "trainable": "yes"}),
     LayerInfo("frozen_head", "Dense", 650, False, activation="softmax"),
 )
 
@@ -96,6 +100,20 @@ def step_events(step: int, phase: str = "probe", grad_in: float = 0.5) -> list[E
     ]
 
 
+def histograms(step: int) -> LayerHistograms:
+    """`hidden` has zero weights: no gradient reaches it and every unit outputs 0."""
+    bell = (1, 3, 8, 12, 8, 3, 1, 0)
+    return LayerHistograms("probe", step, (
+        LayerHistogram("dense_in", Histogram(-0.3, 0.3, bell, total=36), Histogram(
+            -0.01 * step, 0.01 * step, bell, total=36), Histogram(0.0, 2.5, bell, total=36)),
+        LayerHistogram("dropout", None, None, Histogram(0.0, 2.5, bell, total=36)),
+        LayerHistogram("hidden", Histogram(0.0, 0.0, (0, 0, 0, 0, 36, 0, 0, 0), total=36),
+                       Histogram(0.0, 0.0, (0, 0, 0, 0, 36, 0, 0, 0), total=36),
+                       Histogram(0.0, 0.0, (36, 0, 0, 0, 0, 0, 0, 0), nonfinite=step,
+                                 total=36)),
+    ))
+
+
 def run_start() -> list[Event]:
     return [
         RunStarted("train.py", ("train.py",), "0.1.0", 0.0),
@@ -107,10 +125,11 @@ def run_start() -> list[Event]:
 
 def scripted_run() -> list[Event]:
     """A finished probe-only run: 5 steps, verdicts arriving symptom first."""
-    events = run_start()
+    events = run_start() + [histograms(0)]
     for step in range(1, 6):
         events += step_events(step)
     events += [
+        histograms(5),
         PhaseChanged("experiments"),
         Note("info", "overfit 32 samples for 150 steps: loss 2.303 -> 2.301"),
         VerdictIssued(LOSS_FLAT),
@@ -289,13 +308,44 @@ async def test_enter_opens_the_layer_and_escape_comes_back():
         assert "hidden · Dense · 4,160 params · trainable · activation relu" in text
         assert [item.verdict.check for item in screen.query(VerdictItem)] == ["dead-relu"]
         assert "evidence: dead_fraction=1.0" in text
-        assert "grad norm" in text and "Histograms: not recorded yet" in text
+        assert "grad norm" in text and "Steps · h histograms · c config" in text
         steps = screen.query_one("#steps")
         assert steps.row_count == 5  # type: ignore[attr-defined]
 
         await pilot.press("escape")
         assert isinstance(app.screen, OverviewScreen)
         assert table(app).cursor_layer == "hidden"
+
+
+@pilot_test
+async def test_h_shows_the_layers_histograms_first_and_latest_and_c_its_config():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")
+        assert "h Histograms" in screen_text(app).splitlines()[-1]
+
+        await pilot.press("h")
+        lines = screen_text(app).splitlines()
+        weights = next(i for i, line in enumerate(lines) if line.startswith("weights"))
+        # Weights, gradients and activations, each before the first step and after the last
+        assert "probe 0" in lines[weights] and "all 0" in lines[weights]
+        assert "probe 5" in lines[weights + 1]
+        assert lines[weights + 2].startswith("gradients")
+        assert lines[weights + 4].startswith("activations")
+        assert "5 NaN/Inf" in lines[weights + 5]
+        assert "█" in lines[weights + 4]  # every unit's output in one bin: the dead layer
+
+        await pilot.press("c")
+        text = screen_text(app)
+        assert "kernel initializer  Zeros()" in text and "units" in text
+
+        await pilot.press("t")
+        assert app.screen.query_one("#steps").has_focus
+        await pilot.press("escape")
+        await pilot.press("up", "enter", "h")  # dropout: no weights, but an output
+        text = screen_text(app)
+        assert "no trainable weights" in text and "activations" in text
 
 
 @pilot_test

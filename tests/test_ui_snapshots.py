@@ -52,6 +52,11 @@ def test_layer_drill_down(svg, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_layer_histograms(svg, size):
+    assert svg == take_svg_screenshot(replay_app(), press=["enter", "h"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_help(svg, size):
     assert svg == take_svg_screenshot(replay_app(), press=["question_mark"], terminal_size=size)
 

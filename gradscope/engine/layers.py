@@ -44,8 +44,23 @@ def activation_kind(layer: Any) -> str | None:
     return _ACTIVATION_KINDS.get(str(name), "other")
 
 
+def is_recurrent(layer: Any) -> bool:
+    """LSTM, GRU, SimpleRNN, ConvLSTM, RNN(cell): one row each, cell included.
+
+    The cell is called once per time step inside a loop, and its name
+    (`lstm_cell`) is not one the user wrote: the layer's row owns the cell's
+    variables and its activations are the layer's output sequence.
+    """
+    from keras import layers
+
+    return isinstance(layer, layers.RNN)
+
+
 def own_variables(layer: Any) -> list[Any]:
-    """Variables a layer owns directly (not through sub-layers)."""
+    """Variables a layer owns directly (not through sub-layers); a recurrent
+    layer also owns its cell's."""
+    if is_recurrent(layer):
+        return list(layer.weights)  # every variable, whatever the trainable flags
     return list(getattr(layer, "_trainable_variables", [])) + list(
         getattr(layer, "_non_trainable_variables", [])
     )
@@ -67,7 +82,8 @@ def _walk(root: Any) -> list[Any]:
             continue
         seen.add(id(layer))
         out.append(layer)
-        stack.extend(reversed(getattr(layer, "_layers", None) or []))
+        if not is_recurrent(layer):  # a recurrent layer's cell is part of its row
+            stack.extend(reversed(getattr(layer, "_layers", None) or []))
     return out
 
 
@@ -132,3 +148,71 @@ def describe(layers: list[Any]) -> list[LayerMeta]:
             )
         )
     return metas
+
+
+# Config keys the drill-down shows, in this order, when the layer has them.
+_CONFIG_KEYS = (
+    "units", "filters", "kernel_size", "strides", "padding", "pool_size", "rate",
+    "input_dim", "output_dim", "axis", "momentum", "epsilon", "return_sequences",
+    "use_bias", "kernel_initializer", "bias_initializer", "embeddings_initializer",
+    "recurrent_initializer", "kernel_regularizer", "bias_regularizer",
+    "activity_regularizer", "recurrent_regularizer", "embeddings_regularizer",
+    "kernel_constraint", "bias_constraint", "recurrent_activation", "dropout",
+    "recurrent_dropout",
+)
+
+
+def _show(value: Any) -> str:
+    """A config value as one short line: `GlorotUniform(seed=None)`, `L2(l2=0.01)`."""
+    if isinstance(value, dict) and "class_name" in value:
+        inner = value.get("config") or {}
+        args = ", ".join(
+            f"{k}={_show(v)}" for k, v in inner.items()
+            if k not in ("name", "dtype") and v is not None
+        ) if isinstance(inner, dict) else ""
+        return f"{value['class_name']}({args})"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _shape(layer: Any, attribute: str) -> str:
+    try:
+        tensor = getattr(layer, attribute)
+    except Exception:  # noqa: BLE001 - subclassed layers have no symbolic input/output
+        return ""
+    shapes = [getattr(t, "shape", None) for t in (tensor if isinstance(tensor, list) else [tensor])]
+    return ", ".join(str(tuple(s)) for s in shapes if s is not None)
+
+
+def layer_config(layer: Any) -> tuple[str, dict[str, str]]:
+    """(output shape, readable config) of a layer, for the drill-down; never raises."""
+    shown: dict[str, str] = {}
+    output_shape = _shape(layer, "output")
+    input_shape = _shape(layer, "input")
+    if input_shape:
+        shown["input shape"] = input_shape
+    if output_shape:
+        shown["output shape"] = output_shape
+    activation = getattr(layer, "activation", None)
+    if activation is not None and not isinstance(activation, str):
+        activation = getattr(activation, "__name__", None) or type(activation).__name__
+    if activation:
+        shown["activation"] = str(activation)
+    try:
+        config = layer.get_config()
+    except Exception:  # noqa: BLE001 - custom layers without get_config
+        config = {}
+    for key in _CONFIG_KEYS:
+        value = config.get(key) if isinstance(config, dict) else None
+        if value is not None:
+            shown[key.replace("_", " ")] = _show(value)
+    shown["trainable"] = "yes" if layer.trainable else "no (frozen)"
+    policy = getattr(layer, "dtype_policy", None)
+    if policy is not None:
+        shown["dtype"] = str(getattr(policy, "name", policy))
+    for v in own_variables(layer):
+        shown[f"weight {v.name}"] = (
+            f"{tuple(v.shape)} {'trainable' if v.trainable else 'not trainable'}"
+        )
+    return output_shape, shown

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 from gradscope.events import (
     Event,
+    LayerHistogram,
+    LayerHistograms,
     LayerRow,
     LayerStats,
     ModelDescribed,
@@ -81,6 +83,10 @@ class LayerTrack:
     trainable: bool
     activation: str | None = None
     output_shape: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+    # The first histograms seen and the latest ones, with their (phase, step).
+    first_histograms: tuple[str, int, LayerHistogram] | None = None
+    latest_histograms: tuple[str, int, LayerHistogram] | None = None
     history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=HISTORY_MAX))
     samples: int = 0  # ever seen; the history keeps the newest `history.maxlen`
     latest: Sample | None = None
@@ -127,6 +133,7 @@ class RunState:
         self.revision = 0  # any change
         self.layer_revision = 0
         self.verdict_revision = 0
+        self.histogram_revision = 0
         self._ranked: tuple[int, list[Verdict]] = (-1, [])
         self._flags: tuple[tuple[int, int], dict[str, str]] = ((-1, -1), {})
 
@@ -150,6 +157,16 @@ class RunState:
             self.losses.append(LossPoint(event.phase, event.step, event.loss))
             if event.seconds is not None and event.seconds > 0:
                 self._step_seconds.append(event.seconds)
+        elif isinstance(event, LayerHistograms):
+            for item in event.layers:
+                track = self.layers.get(item.layer)
+                if track is None:
+                    continue
+                if track.first_histograms is None:
+                    track.first_histograms = (event.phase, event.step, item)
+                else:
+                    track.latest_histograms = (event.phase, event.step, item)
+            self.histogram_revision += 1
         elif isinstance(event, VerdictIssued):
             self.verdicts.append(event.verdict)
             self.verdict_revision += 1
@@ -162,7 +179,7 @@ class RunState:
                 track = self._track(info.name, info.layer_type, info.param_count, info.trainable)
                 track.layer_type, track.param_count = info.layer_type, info.param_count
                 track.trainable, track.activation = info.trainable, info.activation
-                track.output_shape = info.output_shape
+                track.output_shape, track.config = info.output_shape, dict(info.config)
             self.layer_revision += 1
         elif isinstance(event, Note):
             self.notes.append(event)

@@ -16,6 +16,7 @@ gradscope: why is my model not learning?
 Keys
   q           quit
   Enter       open the layer under the cursor; Esc goes back
+              on a layer: t its steps, h its histograms, c its config
   ↑ ↓ PgUp PgDn Home End: move in the layer table
   Tab         move between the verdicts and the layer table
   s           sort layers: forward order, grad norm, update ratio, dead %

@@ -8,12 +8,14 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Static
 
 from gradscope.ui import format as fmt
 from gradscope.ui.state import METRICS, LayerTrack, RunState
+from gradscope.ui.widgets.histograms import HistogramPanel
 from gradscope.ui.widgets.verdicts import VerdictPanel
 
 # (label, short label for the steps table, LayerRow field, how it is shown)
@@ -71,10 +73,31 @@ class SeriesPanel(Widget):
         return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
 
 
+def config_text(track: LayerTrack) -> Text:
+    """The layer's config as aligned `key  value` lines."""
+    if not track.config:
+        return Text("no config recorded for this layer", style="italic")
+    width = max(len(key) for key in track.config) + 2
+    text = Text()
+    for index, (key, value) in enumerate(track.config.items()):
+        text.append(key.ljust(width), style="bold")
+        text.append(value + ("\n" if index < len(track.config) - 1 else ""))
+    return text
+
+
+# The lower part of the screen shows one of these; the key switches to it.
+VIEWS = {"steps": "Steps", "histograms": "Histograms", "config": "Config"}
+
+
 class LayerScreen(Screen[None]):
     """Drill-down for one layer (Esc goes back to the overview)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("t", "show('steps')", "Steps"),
+        Binding("h", "show('histograms')", "Histograms"),
+        Binding("c", "show('config')", "Config"),
+    ]
 
     def __init__(self, state: RunState, layer: str) -> None:
         super().__init__()
@@ -82,17 +105,20 @@ class LayerScreen(Screen[None]):
         self.track = state.layers[layer]
         self._shown_samples = 0
         self._first_row = 0  # key of the oldest row in the steps table
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(layer_title(self.track), markup=False, id="layer-title")
         yield VerdictPanel(id="layer-verdicts")
         yield SeriesPanel(self.track)
-        steps: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
-        steps.border_title = "Steps"
-        yield steps
-        yield Static("Histograms: not recorded yet (a later event type brings them).",
-                     id="histograms", classes="placeholder")
+        with ContentSwitcher(initial="steps", id="views"):
+            steps: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+            steps.border_title = "Steps · h histograms · c config"
+            yield steps
+            yield HistogramPanel(self.track)
+            with VerticalScroll(id="config") as config:
+                config.border_title = "Config · t steps · h histograms"
+                yield Static(config_text(self.track), id="config-text")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -109,11 +135,19 @@ class LayerScreen(Screen[None]):
     def action_back(self) -> None:
         self.dismiss()
 
+    def action_show(self, view: str) -> None:
+        self.query_one(ContentSwitcher).current = view
+        focus = {"steps": "#steps", "config": "#config"}.get(view)
+        if focus:
+            self.query_one(focus).focus()
+
     def refresh_view(self) -> None:
-        key = (self.state.verdict_revision, self.track.samples)
+        key = (self.state.verdict_revision, self.track.samples, self.state.histogram_revision)
         if key == self._seen:
             return
         self._seen = key
+        self.query_one(HistogramPanel).refresh()
+        self.query_one("#config-text", Static).update(config_text(self.track))
         self.query_one(VerdictPanel).update_from(
             self.state.verdicts_for(self.track.name), (), self.state.finished is not None,
             headline=False, empty="no verdict names this layer",
