@@ -19,7 +19,7 @@ from gradscope.engine.training import forward_losses
 from gradscope.events import Histogram, LayerHistogram, LayerHistograms
 
 BINS = 24
-SAMPLE = 1 << 15  # elements per tensor summarised: plenty for a 24-bin shape
+SAMPLE = 4096  # values per tensor summarised: plenty for a 24-bin shape
 KINDS = ("weights", "grads", "acts")
 # Columns of a packed row: lo, hi, non-finite count, summarised count, then the bins.
 _HEAD = 4
@@ -45,6 +45,7 @@ class HistogramProbe:
             biggest = max(owned, key=lambda v: int(np.prod(v.shape)), default=None)
             self.var_groups.append([] if biggest is None else [index[id(biggest)]])
         self.taps = ActivationTaps(layers, [m.activation for m in metas])
+        self.slots: list[tuple[int, str]] = []  # (layer, kind) of each packed row
         self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
         self._fn = tf.function(self._histograms, reduce_retracing=True)
 
@@ -59,31 +60,42 @@ class HistogramProbe:
         unscale = (
             1.0 / tf.cast(self._scale, tf.float32) if self._scale is not None else None
         )
-        empty = tf.fill([BINS + _HEAD], float("nan"))
-        rows = []
+        # Every tensor becomes one fixed-length row, so all histograms come out of
+        # a handful of vectorised ops: per-tensor ops would make tracing a
+        # 1000-layer model take as long as tracing its probe step.
+        self.slots = []
+        rows, sizes = [], []
         for i, group in enumerate(self.var_groups):
-            weights = [self.tvars[j].value for j in group]
-            layer_grads = [_dense(grads[j]) for j in group if grads[j] is not None]
-            if unscale is not None:
-                layer_grads = [tf.cast(g, tf.float32) * unscale for g in layer_grads]
-            rows.append(_histogram(weights) if weights else empty)
-            rows.append(_histogram(layer_grads) if layer_grads else empty)
             act = outputs.get(i)
-            if act is not None and act.shape.rank:
-                rows.append(_histogram([act[:MOMENT_SAMPLES]]))
-            else:
-                rows.append(empty)
+            found = {
+                "weights": self.tvars[group[0]].value if group else None,
+                "grads": _dense(grads[group[0]]) if group and grads[group[0]] is not None else None,
+                "acts": act[:MOMENT_SAMPLES] if act is not None and act.shape.rank else None,
+            }
+            if found["grads"] is not None and unscale is not None:
+                found["grads"] = tf.cast(found["grads"], tf.float32) * unscale
+            for kind in KINDS:
+                tensor = found[kind]
+                if tensor is None:
+                    continue
+                row, size = _fixed_row(tensor)
+                rows.append(row)
+                sizes.append(size)
+                self.slots.append((i, kind))
         if not rows:
             return tf.zeros((0, BINS + _HEAD))
-        return tf.stack(rows)
+        return _packed_histograms(tf.stack(rows), tf.stack(sizes))
 
     def run(self, phase: str, step: int, x: Any, y: Any, sw: Any) -> LayerHistograms:
         packed = self._fn(x, y, sw).numpy()
-        layers = []
-        for i, meta in enumerate(self.metas):
-            weights, grads, acts = (_unpack(packed[3 * i + k]) for k in range(len(KINDS)))
-            layers.append(LayerHistogram(meta.name, weights, grads, acts))
-        return LayerHistograms(phase, step, tuple(layers))
+        found: dict[tuple[int, str], Histogram] = {
+            slot: _unpack(packed[r]) for r, slot in enumerate(self.slots)
+        }
+        layers = tuple(
+            LayerHistogram(meta.name, *(found.get((i, kind)) for kind in KINDS))
+            for i, meta in enumerate(self.metas)
+        )
+        return LayerHistograms(phase, step, layers)
 
 
 def _dense(g: Any) -> tf.Tensor:
@@ -91,37 +103,47 @@ def _dense(g: Any) -> tf.Tensor:
     return g.values if isinstance(g, tf.IndexedSlices) else g
 
 
-def _histogram(tensors: list[Any]) -> tf.Tensor:
-    """One packed row for the values of `tensors` together (an even subsample if large)."""
-    parts = []
-    for t in tensors:
-        flat = tf.reshape(tf.cast(t, tf.float32), [-1])
-        size = flat.shape.num_elements()
-        share = max(1, SAMPLE // max(1, len(tensors)))
-        if size is not None:
-            if size > share:
-                flat = flat[:: -(-size // share)]
-        else:
-            stride = tf.maximum(1, tf.size(flat) // share + 1)
-            flat = tf.strided_slice(flat, [0], [tf.size(flat)], [stride])
-        parts.append(flat)
-    values = tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
-    finite_mask = tf.math.is_finite(values)
-    finite = tf.boolean_mask(values, finite_mask)
-    total = tf.cast(tf.size(values), tf.float32)
-    count = tf.cast(tf.size(finite), tf.float32)
-    has = count > 0
-    lo = tf.where(has, tf.reduce_min(finite), 0.0)
-    hi = tf.where(has, tf.reduce_max(finite), 0.0)
+def _fixed_row(t: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """`t`'s values as a row of SAMPLE floats (an even subsample if larger, zero
+    padded if smaller) and how many of them are real."""
+    flat = tf.reshape(tf.cast(t, tf.float32), [-1])
+    size = flat.shape.num_elements()
+    if size is not None:
+        if size > SAMPLE:
+            flat = flat[:: -(-size // SAMPLE)]
+            size = int(flat.shape.num_elements() or 0)
+        if size < SAMPLE:
+            flat = tf.pad(flat, [[0, SAMPLE - size]])
+        return flat, tf.constant(float(size))
+    total = tf.size(flat)
+    flat = tf.strided_slice(flat, [0], [total], [tf.maximum(1, (total + SAMPLE - 1) // SAMPLE)])
+    real = tf.size(flat)
+    flat = tf.pad(flat, [[0, SAMPLE - real]])
+    flat.set_shape([SAMPLE])
+    return flat, tf.cast(real, tf.float32)
+
+
+def _packed_histograms(values: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+    """[rows, SAMPLE] values, [rows] real counts -> [rows, _HEAD + BINS] packed rows."""
+    n_rows = tf.shape(values)[0]
+    real = tf.range(SAMPLE, dtype=tf.float32)[None, :] < sizes[:, None]
+    finite = tf.logical_and(real, tf.math.is_finite(values))
+    has = tf.reduce_any(finite, axis=1)
+    lo = tf.where(has, tf.reduce_min(tf.where(finite, values, np.inf), axis=1), 0.0)
+    hi = tf.where(has, tf.reduce_max(tf.where(finite, values, -np.inf), axis=1), 0.0)
     # A constant tensor (zero biases) gets a unit-wide range so the bins exist.
-    top = tf.where(hi > lo, hi, lo + 1.0)
-    bins = tf.cast(tf.histogram_fixed_width(finite, tf.stack([lo, top]), nbins=BINS), tf.float32)
-    return tf.concat([tf.stack([lo, hi, total - count, total]), bins], axis=0)
+    width = tf.where(hi > lo, hi - lo, 1.0)
+    position = (tf.where(finite, values, lo[:, None]) - lo[:, None]) / width[:, None]
+    bins = tf.clip_by_value(tf.cast(tf.floor(position * BINS), tf.int32), 0, BINS - 1)
+    index = tf.boolean_mask(bins + BINS * tf.range(n_rows)[:, None], finite)
+    counts = tf.math.bincount(index, minlength=n_rows * BINS, maxlength=n_rows * BINS,
+                              dtype=tf.float32)
+    nonfinite = sizes - tf.reduce_sum(tf.cast(finite, tf.float32), axis=1)
+    head = tf.stack([lo, hi, nonfinite, sizes], axis=1)
+    return tf.concat([head, tf.reshape(counts, [n_rows, BINS])], axis=1)
 
 
-def _unpack(row: np.ndarray) -> Histogram | None:
-    if np.isnan(row[0]):
-        return None
+def _unpack(row: np.ndarray) -> Histogram:
     return Histogram(
         lo=float(row[0]),
         hi=float(row[1]),
