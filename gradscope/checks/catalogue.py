@@ -58,6 +58,7 @@ _ENTRIES = [
     # gradscope's own (extensions of the catalogue)
     ("label-smoothing-too-high", "error", "cause", "label smoothing blends the targets towards uniform"),
     ("probe-failed", "info", "cause", "gradscope could not probe this model"),
+    ("custom-train-step", "info", "cause", "probed through the compiled loss, not the model's own train_step"),
 ]
 
 CATALOGUE: dict[str, CheckInfo] = {

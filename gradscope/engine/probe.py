@@ -45,6 +45,13 @@ class LayerFigures:
     act_dead_frac: float | None
 
 
+def _summed_rows(g: tf.IndexedSlices) -> tf.Tensor:
+    """The non-zero rows of a sparse gradient, one per index: a token that occurs
+    twice in the batch has two slices whose sum is its row of the dense gradient."""
+    unique, position = tf.unique(g.indices)
+    return tf.math.unsorted_segment_sum(g.values, position, tf.shape(unique)[0])
+
+
 def _none_if_nan(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -99,20 +106,22 @@ class ProbeStep:
         # Per-variable reductions beat one concat + segment_sum on CPU (measured:
         # segment_sum over all parameters costs more than the whole step).
         before = [tf.identity(v.value) for v in self.tvars]
+        # The loss scale these gradients carry, read before apply_gradients may
+        # halve it (non-finite gradients) or double it (growth interval).
+        unscale = (
+            1.0 / tf.square(tf.cast(self._scale, tf.float32)) if self._scale is not None else None
+        )
         pairs = [(g, v) for g, v in zip(grads, self.tvars, strict=True) if g is not None]
         if pairs:
             self.optimizer.apply_gradients(pairs)
         zero = tf.constant(0.0)
-        unscale = (
-            1.0 / tf.square(tf.cast(self._scale, tf.float32)) if self._scale is not None else None
-        )
         g_sq, w_sq, d_sq = [], [], []
         for g, v, b in zip(grads, self.tvars, before, strict=True):
             if g is None:
                 g_sq.append(zero)
             else:
                 if isinstance(g, tf.IndexedSlices):
-                    g = g.values  # rows of an embedding: same norm as the dense gradient
+                    g = _summed_rows(g)  # an embedding's rows: the dense gradient's norm
                 g_sq.append(2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)))
             w_sq.append(2.0 * tf.nn.l2_loss(tf.cast(b, tf.float32)))
             d_sq.append(2.0 * tf.nn.l2_loss(tf.cast(v.value - b, tf.float32)))

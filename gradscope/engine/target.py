@@ -15,7 +15,7 @@ from keras.src.trainers.compile_utils import CompileLoss
 class ProbeTarget:
     model: Any
     optimizer: Any
-    loss_fn: Any  # (y, y_pred, sample_weight) -> scalar data loss
+    loss_fn: Any  # (y, y_pred, sample_weight) -> scalar data loss; None: compiled without one
     mode: str  # "clone" | "in-place"
     notes: list[str] = field(default_factory=list)
     optimizer_state_copied: bool = True
@@ -33,17 +33,34 @@ def ensure_built(model: Any, x: Any) -> None:
         model(x)
 
 
-def _user_loss_fn(model: Any) -> Any:
-    """The user's compiled loss as a callable of our own, leaving the user's
-    CompileLoss object unbuilt and untouched."""
+def compiled_loss(model: Any) -> Any:
+    """The loss the user passed to compile (None when compiled without one)."""
     config = getattr(model, "_compile_config", None)
     loss = getattr(model, "loss", None)
-    loss_weights = None
     if config is not None:
         loss = config.config.get("loss", loss)
-        loss_weights = config.config.get("loss_weights")
+    return loss
+
+
+def custom_training(model: Any) -> list[str]:
+    """The training methods the user's model class overrides (`train_step`,
+    `compute_loss`): the probe runs its own step on the compiled loss instead."""
+    found = []
+    for name in ("train_step", "compute_loss"):
+        owner = next((c for c in type(model).__mro__ if name in c.__dict__), None)
+        if owner is not None and not owner.__module__.startswith(("keras.", "tf_keras.")):
+            found.append(name)
+    return found
+
+
+def _user_loss_fn(model: Any) -> Any:
+    """The user's compiled loss as a callable of our own, leaving the user's
+    CompileLoss object unbuilt and untouched; None when compiled without a loss."""
+    config = getattr(model, "_compile_config", None)
+    loss = compiled_loss(model)
+    loss_weights = config.config.get("loss_weights") if config is not None else None
     if loss is None:
-        raise ValueError("the model was compiled without a loss")
+        return None
     output_names = getattr(model, "output_names", None)
     return CompileLoss(loss, loss_weights, output_names=output_names)
 
