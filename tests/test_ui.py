@@ -360,6 +360,36 @@ async def test_the_layer_screen_names_verdicts_through_their_evidence():
 
 
 @pilot_test
+async def test_training_rows_keep_the_probes_gradient_and_activation_figures_on_show():
+    # Given a run whose user fit goes on: epoch rows measure weights only
+    train = [
+        PhaseChanged("train"),
+        LayerStats("train", 1, tuple(
+            LayerRow(r.layer, r.layer_type, r.param_count, r.trainable, weight_norm=r.weight_norm,
+                     update_ratio=r.update_ratio) for r in rows(5)
+        )),
+    ]
+    app = replay_app(scripted_run()[:-2] + train)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        line = next(ln for ln in screen_text(app).splitlines() if " dense_in " in ln)
+        # Then the table still shows the probe's gradient norm (5 x 0.5) and dead share
+        assert " 2.5 " in line and "10%" in line
+        await pilot.press("enter")
+        grad = next(ln for ln in screen_text(app).splitlines() if ln.startswith("grad norm"))
+        assert grad.split()[-3] == "2.5"  # latest measured, then min and max
+
+
+@pilot_test
+async def test_ctrl_c_quits_at_once():
+    app = replay_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+c")
+        assert not app.is_running
+
+
+@pilot_test
 async def test_v_unfolds_every_verdict_with_evidence_and_notes():
     app = replay_app()
     async with app.run_test(size=(100, 40)) as pilot:

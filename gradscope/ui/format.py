@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 BARS = "▁▂▃▄▅▆▇█"
 MISSING = "–"  # the metric does not apply to this layer
+FLAT = 1e-4  # a sparkline whose spread is below this share of its values is flat
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -78,6 +79,8 @@ def spark(values: Sequence[float | None], width: int, height: int = 1) -> list[s
     finite = [p for p in points if p is not None and math.isfinite(p)]
     low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
     extent = high - low
+    if extent <= FLAT * max(abs(low), abs(high)):
+        extent = 0.0  # float noise (a weight norm read twice) is not a trend
     levels = len(BARS) * height
     lines = [[" "] * len(points) for _ in range(height)]
     for column, point in enumerate(points):

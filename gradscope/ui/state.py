@@ -64,6 +64,7 @@ METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
            "act_saturated_frac", "act_dead_frac")
 _COLUMN = {name: index + 2 for index, name in enumerate(METRICS)}
 HistoryEntry = tuple  # (phase, step, *METRICS)
+RECENT_GRADS = 64
 
 
 class LossPoint(NamedTuple):
@@ -90,13 +91,28 @@ class LayerTrack:
     history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=HISTORY_MAX))
     samples: int = 0  # ever seen; the history keeps the newest `history.maxlen`
     latest: Sample | None = None
+    # Each metric's latest measured value: training-phase rows carry only what
+    # Keras's own steps let us see (weights), so the probe's gradient and
+    # activation figures stay on show rather than turning into "does not apply".
+    known: dict[str, float] = field(default_factory=dict)
+    # The latest measured gradient norms, for the table's sparkline.
+    recent_grads: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_GRADS))
 
     def record(self, phase: str, step: int, row: LayerRow) -> None:
         self.latest = Sample(phase, step, row)
-        self.history.append((phase, step, row.grad_norm, row.weight_norm, row.update_ratio,
-                             row.act_mean, row.act_std, row.act_saturated_frac,
-                             row.act_dead_frac))
+        entry = (phase, step, row.grad_norm, row.weight_norm, row.update_ratio,
+                 row.act_mean, row.act_std, row.act_saturated_frac, row.act_dead_frac)
+        self.history.append(entry)
+        for name, value in zip(METRICS, entry[2:], strict=True):
+            if value is not None:
+                self.known[name] = value
+        if row.grad_norm is not None:
+            self.recent_grads.append(row.grad_norm)
         self.samples += 1
+
+    def value(self, metric: str) -> float | None:
+        """The metric's latest measured value (None: never measured for this layer)."""
+        return self.known.get(metric)
 
     def series(self, metric: str, last: int | None = None) -> list[float | None]:
         """The metric over the kept steps, oldest first (only the `last` ones if given)."""
@@ -247,8 +263,7 @@ class RunState:
         name = _SORT_FIELDS[sort]
 
         def key(track: LayerTrack) -> tuple[int, float, int]:
-            sample = track.latest
-            value = getattr(sample.row, name) if sample else None
+            value = track.value(name)
             if value is None:
                 return (2, 0.0, track.index)
             if math.isnan(value):

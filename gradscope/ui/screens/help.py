@@ -14,7 +14,7 @@ HELP = """\
 gradscope: why is my model not learning?
 
 Keys
-  q           quit
+  q, Ctrl-C   quit (a run still going is stopped)
   Enter       open the layer under the cursor; Esc goes back
               on a layer: t its steps, h its histograms, c its config
   ↑ ↓ PgUp PgDn Home End: move in the layer table

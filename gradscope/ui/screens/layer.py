@@ -64,7 +64,8 @@ class SeriesPanel(Widget):
             values = self.track.series(name)
             finite = _finite(values)
             low, high = (min(finite), max(finite)) if finite else (None, None)
-            latest = values[-1] if values else None
+            # The latest measured value: training rows do not measure every metric.
+            latest = next((v for v in reversed(values) if v is not None), None)
             lines.append(
                 label.ljust(_LABEL) + fmt.spark(values, spark_width)[0] + " "
                 + show(latest).rjust(_VALUE) + " " + show(low).rjust(_VALUE) + " "

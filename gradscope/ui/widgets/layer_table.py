@@ -188,20 +188,20 @@ class LayerTable(ScrollView, can_focus=True):
         flagged = style + self.get_component_rich_style(f"layer-table--{flag}") if flag else style
         spark_style = style + self.get_component_rich_style("layer-table--spark")
 
-        sample = track.latest
-        row = sample.row if sample else None
-        history = track.series("grad_norm", last=COLUMNS[6].width)
+        measured = track.latest is not None
+        # Training-phase rows have no gradient: the sparkline skips those steps.
+        history = list(track.recent_grads)
         cells = {
             "mark": (MARKS.get(flag or "", " "), flagged),
             "name": (track.name, flagged),
             "type": (track.layer_type, style),
             "params": (fmt.count(track.param_count), style),
             "trainable": ("✓" if track.trainable else "✗", style if track.trainable else muted),
-            "grad_norm": (fmt.number(row.grad_norm if row else None), style),
-            "history": (fmt.spark(history, COLUMNS[6].width)[0] if row else "", spark_style),
-            "update_ratio": (fmt.log10(row.update_ratio if row else None), style),
-            "dead": (fmt.percent(row.act_dead_frac if row else None), style),
-            "saturated": (fmt.percent(row.act_saturated_frac if row else None), style),
+            "grad_norm": (fmt.number(track.value("grad_norm")), style),
+            "history": (fmt.spark(history, COLUMNS[6].width)[0] if measured else "", spark_style),
+            "update_ratio": (fmt.log10(track.value("update_ratio")), style),
+            "dead": (fmt.percent(track.value("act_dead_frac")), style),
+            "saturated": (fmt.percent(track.value("act_saturated_frac")), style),
         }
         segments: list[Segment] = []
         for column, cell_width in zip(COLUMNS, self._widths(width), strict=True):
