@@ -218,7 +218,8 @@ class Session:
                     ),
                 )
             )
-            for note in target.notes:
+            # (How the probe ran means nothing when there is no loss to probe.)
+            for note in target.notes if target.loss_fn is not None else []:
                 self.bus.emit(Note("info", note))
 
             # Static checks read labels from a data sample and outputs from one eager call.

@@ -185,9 +185,25 @@ def test_a_custom_train_step_without_a_compiled_loss_is_not_probed_and_told_so()
     assert v.severity == "info" and v.evidence["probed"] is False
     assert "compiled without a loss" in v.message
     assert "probe-failed" not in run.ids
+    assert not any("probed in place" in n for n in run.notes())
     # no probe figures rather than wrong ones; the user's epochs still report rows
     assert [s.phase for s in run.diagnosis.layer_stats] == ["train"]
     assert_fit_ran(run)
+
+
+def test_only_the_users_own_overrides_count_as_custom_training() -> None:
+    from gradscope.engine.target import custom_training
+
+    class OwnComputeLoss(keras.Model):
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            return super().compute_loss(*args, **kwargs)
+
+    class Inherited(CountingStep):
+        pass
+
+    assert custom_training(small_classifier()) == []  # Keras's own Sequential
+    assert custom_training(OwnComputeLoss()) == ["compute_loss"]
+    assert custom_training(Inherited()) == ["train_step"]
 
 
 # --------------------------------------------------------------------------- custom layers
