@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradscope.engine.layers import LayerMeta, own_variables
+from gradscope.engine.probe import summed_rows
 from gradscope.engine.taps import MOMENT_SAMPLES, ActivationTaps
 from gradscope.engine.training import forward_losses
 from gradscope.events import Histogram, LayerHistogram, LayerHistograms
@@ -99,8 +100,9 @@ class HistogramProbe:
 
 
 def _dense(g: Any) -> tf.Tensor:
-    # An embedding's gradient: the rows it touched are the ones that tell.
-    return g.values if isinstance(g, tf.IndexedSlices) else g
+    # An embedding's gradient: the rows it touched (each token's slices summed)
+    # are the ones that tell; the untouched rows would only pile up at 0.
+    return summed_rows(g) if isinstance(g, tf.IndexedSlices) else g
 
 
 def _fixed_row(t: Any) -> tuple[tf.Tensor, tf.Tensor]:

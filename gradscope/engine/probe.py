@@ -45,7 +45,7 @@ class LayerFigures:
     act_dead_frac: float | None
 
 
-def _summed_rows(g: tf.IndexedSlices) -> tf.Tensor:
+def summed_rows(g: tf.IndexedSlices) -> tf.Tensor:
     """The non-zero rows of a sparse gradient, one per index: a token that occurs
     twice in the batch has two slices whose sum is its row of the dense gradient."""
     unique, position = tf.unique(g.indices)
@@ -121,7 +121,7 @@ class ProbeStep:
                 g_sq.append(zero)
             else:
                 if isinstance(g, tf.IndexedSlices):
-                    g = _summed_rows(g)  # an embedding's rows: the dense gradient's norm
+                    g = summed_rows(g)  # an embedding's rows: the dense gradient's norm
                 g_sq.append(2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)))
             w_sq.append(2.0 * tf.nn.l2_loss(tf.cast(b, tf.float32)))
             d_sq.append(2.0 * tf.nn.l2_loss(tf.cast(v.value - b, tf.float32)))
