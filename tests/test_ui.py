@@ -776,6 +776,9 @@ async def test_l_shows_what_the_run_printed_and_escape_returns():
     app = replay_app(events)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
+        # the status line says how it ended and where the traceback is
+        status = screen_text(app).splitlines()[-2]
+        assert "finished: script-error, exit code 3 · l shows the run's output" in status
         # when the user presses l
         await pilot.press("l")
         await settle(pilot)

@@ -45,6 +45,8 @@ def status_text(state: RunState, paused: bool, held: int, dropped: int) -> str:
     finished = state.finished
     if finished:
         text = f"finished: {finished.status}, exit code {finished.exit_code}"
+        if finished.status not in ("ok", "probe-only") and state.output_total:
+            text += " · l shows the run's output"
     elif state.started or state.model:
         text = "running…"
     else:
