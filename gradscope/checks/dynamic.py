@@ -149,6 +149,13 @@ EXPLODE_ERROR = 1e8  # gradient norm
 EXPLODE_GROWTH = 1e2  # growth over the probe steps, monotonic
 REG_DOMINATES = 10.0  # regularisation loss / data loss
 OVERFIT_MIN_DROP = 0.15  # share of the tiny subset's loss a learning model removes
+# ... in this many steps; a slow model's budget buys fewer, and the drop asked for
+# shrinks in proportion (10 steps of plain SGD take a healthy model's loss down
+# by a few percent only): a short test may miss, it must not accuse.
+OVERFIT_FULL_STEPS = 100
+# Accuracy stuck at the majority share (on the tiny subset or held back) means
+# something only after enough steps for a healthy model to leave it.
+HELDOUT_MIN_STEPS = 40
 
 
 def _median_over_steps(grid: np.ndarray) -> np.ndarray:
@@ -522,7 +529,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         # A model that learns at all takes a tiny subset's loss down clearly within
         # the budget, even at a modest learning rate; a slow but healthy one at
         # least by OVERFIT_MIN_DROP.
-        fell = math.isfinite(end) and end <= (1 - OVERFIT_MIN_DROP) * start
+        required = OVERFIT_MIN_DROP * min(1.0, e.overfit_steps / OVERFIT_FULL_STEPS)
+        fell = math.isfinite(end) and end <= (1 - required) * start
         if not fell:
             acc = (
                 f", accuracy {e.overfit_acc_start:.0%} -> {e.overfit_acc_end:.0%}"
@@ -543,7 +551,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 )
             )
     stuck_on_subset = (
-        e.overfit_acc_end is not None
+        e.overfit_steps >= HELDOUT_MIN_STEPS
+        and e.overfit_acc_end is not None
         and e.overfit_majority is not None
         and e.overfit_acc_end <= e.overfit_majority + 0.02
         and e.overfit_majority < 1.0
@@ -551,7 +560,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
     # Fitting 256 samples for a few epochs leaves train and held-back accuracy
     # both exactly at the majority share: it predicts one class for everything.
     stuck_on_fit = (
-        e.heldout_train_acc is not None
+        e.heldout_steps >= HELDOUT_MIN_STEPS
+        and e.heldout_train_acc is not None
         and e.heldout_acc is not None
         and e.heldout_majority is not None
         and 0.5 <= e.heldout_majority < 1.0
