@@ -191,7 +191,7 @@ class Session:
         from gradscope.engine.layers import describe, layer_config, probe_layers
         from gradscope.engine.probe import ProbeStep
         from gradscope.engine.target import custom_training, make_target
-        from gradscope.engine.training import to_tensors
+        from gradscope.engine.training import BatchNormCalibration, to_tensors
 
         x0, y0, sw0 = batches[0]
         custom = custom_training(model)
@@ -224,6 +224,8 @@ class Session:
 
             # Static checks read labels from a data sample and outputs from one eager call.
             sx, sy, _ = sample
+            # Outputs as a training step sees them (batch statistics in BatchNormalization).
+            BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
             facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
             facts = _with_trainable(facts, _user_trainable_facts(model))
             self._issue(run_static(facts, _batch_facts(self._data_kind, batches)))

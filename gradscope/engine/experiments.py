@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.checks.facts import ExperimentFacts, SweepPoint
-from gradscope.engine.training import forward_losses, to_tensors
+from gradscope.engine.training import BatchNormCalibration, forward_losses, to_tensors
 
 OVERFIT_SAMPLES = 32
 OVERFIT_STEPS = 150
@@ -45,6 +45,7 @@ class Trainer:
         self._opt0 = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
         self._train = tf.function(self._train_step, reduce_retracing=True)
         self._predict = tf.function(self._predict_step, reduce_retracing=True)
+        self._calibrate = BatchNormCalibration(model)
         self._lr_settable = _lr_variable(optimizer) is not None
 
     def _train_step(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
@@ -76,6 +77,7 @@ class Trainer:
         return float(self._train(x, y, sw).numpy())
 
     def evaluate(self, x: Any, y: Any, sw: Any = None) -> tuple[np.ndarray, float]:
+        self._calibrate(x)
         y_pred, loss = self._predict(x, y, sw)
         return np.asarray(_first(y_pred)), float(loss.numpy())
 
