@@ -435,8 +435,14 @@ def output_activation_mismatch(out: OutputFacts) -> list[Verdict]:
 
 
 def _looks_like_classes(out: OutputFacts, labels: ArrayFacts) -> bool:
+    units = out.units or 0
     return labels.one_hot or (
         labels.integer_valued and labels.n_unique <= 2 and out.activation in ("sigmoid", "softmax")
+    ) or (
+        # Class ids 0..units-1 under a softmax over `units`: a classifier given a
+        # regression loss (mse-for-classification), not a regression model.
+        labels.integer_valued and out.activation == "softmax" and units > 1
+        and labels.min >= 0 and labels.max < units
     )
 
 
