@@ -49,6 +49,7 @@ class Session:
         self._data_kind = "arrays"
         self._budget_steps: int | None = None
         self._batch_size = 32
+        self._deferred: list[Verdict] = []  # static verdicts waiting for the experiments
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: Any) -> Any:
@@ -60,6 +61,7 @@ class Session:
         try:
             args, kwargs = self._diagnose(call)
         except Exception as exc:  # noqa: BLE001 - never let our failure end the user's run
+            self._issue_deferred(None)  # no evidence came: they stand as found
             self._probe_failed(exc)
         if self.options.probe_only:
             self.bus.emit(PhaseChanged("done"))
@@ -94,6 +96,13 @@ class Session:
     def _issue(self, verdicts: list[Verdict]) -> None:
         for v in verdicts:
             self.bus.emit(VerdictIssued(v))
+
+    def _issue_deferred(self, experiments: Any) -> None:
+        """The static findings that waited for evidence: those it does not clear."""
+        from gradscope.checks.dynamic import confirmed
+
+        deferred, self._deferred = self._deferred, []
+        self._issue(confirmed(deferred, experiments))
 
     def _histograms(self, probe: Any, step: int, x: Any, y: Any, sw: Any) -> None:
         """Send every layer's histograms; a failure costs only the histograms."""
@@ -184,7 +193,7 @@ class Session:
 
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.dynamic import run_dynamic
-        from gradscope.checks.static import run_static
+        from gradscope.checks.static import NEEDS_EVIDENCE, run_static
         from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import model_facts
         from gradscope.engine.histograms import HistogramProbe
@@ -228,9 +237,15 @@ class Session:
             BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
             facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
             facts = _with_trainable(facts, _user_trainable_facts(model))
-            self._issue(run_static(facts, _batch_facts(self._data_kind, batches)))
+            static = run_static(facts, _batch_facts(self._data_kind, batches))
+            # Some static findings are only a problem if the model then fails to
+            # learn: they wait for the experiments' evidence (issued as they are
+            # if there is none).
+            self._deferred = [v for v in static if v.check in NEEDS_EVIDENCE]
+            self._issue([v for v in static if v.check not in NEEDS_EVIDENCE])
             if target.loss_fn is None:
                 if custom:  # its train_step computes the loss: said so, nothing to probe
+                    self._issue_deferred(None)
                     return
                 raise ValueError("the model was compiled without a loss")
 
@@ -327,6 +342,7 @@ class Session:
                 ],
                 output_layers=[o.layer for o in facts.outputs],
             )
+            self._issue_deferred(experiments)
             self._issue(
                 run_dynamic(
                     probe_facts, experiments, classification, n_classes,

@@ -35,3 +35,39 @@ def test_a_softmax_regression_onto_values_beyond_its_units_is_still_an_output_mi
     model.compile("adam", "mse")
     found = diagnose(model, x, y, steps=2, budget=0)
     assert "output-activation-mismatch" in found.ids
+
+
+def _price_model(learning_rate: float, normalise: np.ndarray | None) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    layers: list[keras.layers.Layer] = [keras.Input((3,))]
+    if normalise is not None:
+        norm = keras.layers.Normalization()
+        norm.adapt(normalise)
+        layers.append(norm)
+    model = keras.Sequential([
+        *layers, keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1),
+    ])
+    model.compile(keras.optimizers.Adam(learning_rate), "mse")
+    return model
+
+
+def _prices() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1000, size=(1000, 3)).astype("float32")
+    y = (3 * x[:, 0] - 2 * x[:, 1] + x[:, 2] + rng.normal(0, 10, 1000)).astype("float32")
+    return x, y
+
+
+def test_large_targets_a_model_copes_with_are_not_blamed() -> None:
+    # Given targets in the thousands, a Normalization layer and Adam(0.05):
+    # under python this fits to an MSE of ~100 against a variance of ~1e6
+    x, y = _prices()
+    found = diagnose(_price_model(0.05, x), x, y, steps=3, budget=3.0, epochs=40)
+    assert "unscaled-targets" not in found.ids, found.ids
+
+
+def test_large_targets_that_stall_the_optimizer_are_the_cause() -> None:
+    # Given the same targets with Adam(1e-3): the output weights cannot grow fast enough
+    x, y = _prices()
+    found = diagnose(_price_model(1e-3, x), x, y, steps=3, budget=3.0, epochs=40)
+    assert "unscaled-targets" in found.ids, found.ids

@@ -721,6 +721,26 @@ def undertrained(e: ExperimentFacts | None) -> list[Verdict]:
     ]
 
 
+# A model whose tiny-subset MSE falls below this share of the targets' variance
+# explains most of them (more than their mean: with large targets, learning
+# the bias alone removes most of the initial loss) and so copes with their
+# scale: `unscaled-targets` would then be advice, not the reason it fails.
+TARGET_SCALE_COPES = 0.5
+
+
+def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdict]:
+    """Deferred static verdicts the experiments do not clear (all, without experiments)."""
+    kept = []
+    for v in deferred:
+        std = v.evidence.get("std")
+        if v.check == "unscaled-targets" and e is not None and e.overfit_steps and std:
+            end = e.overfit_loss_end
+            if math.isfinite(end) and end <= TARGET_SCALE_COPES * float(std) ** 2:
+                continue
+        kept.append(v)
+    return kept
+
+
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
     found = nonfinite_loss(p, e)

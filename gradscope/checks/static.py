@@ -496,6 +496,13 @@ def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]
     ]
 
 
+# Static findings issued only if the experiments do not show the model learning
+# anyway (checks/dynamic.py:confirmed): large targets are a problem when they
+# stall the optimizer, not when a normalisation layer or a large learning rate
+# copes with them.
+NEEDS_EVIDENCE = frozenset({"unscaled-targets"})
+
+
 def unscaled_targets(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
     if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite or not labels.numeric:
