@@ -71,3 +71,19 @@ def test_large_targets_that_stall_the_optimizer_are_the_cause() -> None:
     x, y = _prices()
     found = diagnose(_price_model(1e-3, x), x, y, steps=3, budget=3.0, epochs=40)
     assert "unscaled-targets" in found.ids, found.ids
+
+
+def test_a_multi_label_model_is_scored_per_label_not_by_argmax() -> None:
+    # Given 5 independent yes/no labels per row under 5 sigmoid units (learns to ~96%)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 20)).astype("float32")
+    y = (x @ rng.normal(size=(20, 5)) > 0.5).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((20,)), keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(5, activation="sigmoid"),
+    ])
+    model.compile("adam", "binary_crossentropy", metrics=["binary_accuracy"])
+    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, batch_size=64)
+    # Then its accuracy is not "stuck at the majority share" (argmax of a multi-hot row)
+    assert "accuracy-at-baseline" not in found.ids, found.ids

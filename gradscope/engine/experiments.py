@@ -112,6 +112,11 @@ def accuracy(pred: np.ndarray, y: Any, logits: bool | None) -> float | None:
         if not np.all((t == 0) | (t == 1)):
             return None
         return float(np.mean(p == t))
+    if _multi_hot(y, pred.shape[-1]):
+        # Multi-label (sigmoid units, several 1s per row): each unit is a yes/no
+        # answer, as Keras's binary_accuracy counts them.
+        threshold = 0.0 if logits else 0.5
+        return float(np.mean((pred.reshape(y.shape) > threshold) == (y > 0.5)))
     p = pred.reshape(len(pred), -1, pred.shape[-1]).argmax(-1).ravel()
     if y.ndim == pred.ndim and y.shape[-1] == pred.shape[-1]:
         t = y.reshape(len(y), -1, y.shape[-1]).argmax(-1).ravel()
@@ -122,10 +127,25 @@ def accuracy(pred: np.ndarray, y: Any, logits: bool | None) -> float | None:
     return float(np.mean(p == t.astype(np.int64)))
 
 
+def _multi_hot(y: np.ndarray, n_units: int) -> bool:
+    """0/1 rows of n_units > 1 where some row has several 1s (or none)."""
+    if n_units <= 1 or y.ndim < 2 or y.shape[-1] != n_units or y.size == 0:
+        return False
+    if not np.all((y == 0) | (y == 1)):
+        return False
+    return bool(np.any(y.reshape(-1, n_units).sum(-1) != 1))
+
+
 def majority_rate(y: Any, n_units: int) -> float | None:
     if y is None:
         return None
     y = np.asarray(y)
+    if _multi_hot(y, n_units):
+        # Per unit, the share of its more common answer: what always answering
+        # each unit's majority scores.
+        rows = y.reshape(-1, n_units)
+        ones = rows.mean(0)
+        return float(np.mean(np.maximum(ones, 1 - ones)))
     if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
         labels = y.reshape(-1, n_units).argmax(-1)
     else:
