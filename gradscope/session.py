@@ -11,6 +11,7 @@ Any failure of ours becomes a `probe-failed` info verdict: the user's run goes o
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -63,6 +64,9 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - never let our failure end the user's run
             self._issue_deferred(None)  # no evidence came: they stand as found
             self._probe_failed(exc)
+        # The clone, our compiled steps and the experiments' copies are garbage
+        # now (reference cycles): free them before the user's fit needs memory.
+        gc.collect()
         if self.options.probe_only:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
@@ -253,7 +257,7 @@ class Session:
             xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
             # Build the loss object eagerly: variables cannot be created inside tf.function.
             target.loss_fn(yt, target.model(xt, training=False), swt)
-            trainer = Trainer(target.model, target.optimizer, target.loss_fn)
+            trainer = Trainer(target.model, target.optimizer, target.loss_fn, start=target.snapshot)
             eval_set = (_head(sx, 256), _head(sy, 256))
             eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
             probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
@@ -326,6 +330,7 @@ class Session:
                     experiments,
                     probability_output=out is not None and out.activation in ("softmax", "sigmoid"),
                     optimizer_epsilon=_epsilon(target.optimizer),
+                    optimizer_clip=_clipping(target.optimizer),
                     optimizer_name=type(
                         getattr(target.optimizer, "inner_optimizer", target.optimizer)
                     ).__name__
@@ -351,6 +356,7 @@ class Session:
             )
         finally:
             target.restore()
+            target.close()
 
 
 def _custom_step_verdict(model: Any, overridden: list[str]) -> Verdict:
@@ -473,6 +479,20 @@ def _budget_steps(call: Any, data: Any) -> int | None:
     if not per_epoch or epochs <= 0:
         return None
     return int(per_epoch) * epochs
+
+
+def _clipping(optimizer: Any) -> tuple[str, float] | None:
+    """The tightest gradient clipping the optimizer applies, if any."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    found = []
+    for name in ("clipnorm", "global_clipnorm", "clipvalue"):
+        value = getattr(inner, name, None)
+        try:
+            if value is not None and float(value) > 0:
+                found.append((name, float(value)))
+        except (TypeError, ValueError):
+            continue
+    return min(found, key=lambda item: item[1]) if found else None
 
 
 def _epsilon(optimizer: Any) -> float | None:

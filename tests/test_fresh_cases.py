@@ -87,3 +87,37 @@ def test_a_multi_label_model_is_scored_per_label_not_by_argmax() -> None:
     found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, batch_size=64)
     # Then its accuracy is not "stuck at the majority share" (argmax of a multi-hot row)
     assert "accuracy-at-baseline" not in found.ids, found.ids
+
+
+def _digits_mlp(optimizer: keras.optimizers.Optimizer) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    return model, (digits.data / 16.0).astype("float32"), digits.target
+
+
+def test_two_softmax_units_with_binary_crossentropy_on_one_label_per_sample() -> None:
+    # Given 0/1 labels of shape (n, 1), Dense(2, softmax) and binary cross-entropy
+    # (Keras's fit raises: target (32, 1) and output (32, 2))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 6)).astype("float32")
+    y = (x[:, :1] > 0).astype("int64")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "binary_crossentropy")
+    found = diagnose(model, x, y, steps=2, budget=0)
+    first = found.verdicts[0]
+    assert first.check == "loss-output-mismatch" and first.severity == "error"
+    assert "Dense(1, activation='sigmoid')" in first.fix
+
+
+def test_tiny_gradient_clipping_is_named_as_why_steps_are_tiny() -> None:
+    model, x, y = _digits_mlp(keras.optimizers.SGD(learning_rate=0.01, clipnorm=1e-5))
+    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
+    low = found.find("lr-too-low")
+    assert "clipnorm=1e-05" in low.message and "clipnorm=1.0" in low.fix

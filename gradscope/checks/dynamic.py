@@ -451,8 +451,19 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         eps_text = (
             f"; the optimizer's epsilon={eps:g} divides each step by about that much" if big_eps else ""
         )
+        # Clipping every gradient to a tiny norm (or value) caps each step at
+        # lr x that, whatever the gradient says.
+        clip = e.optimizer_clip if e.optimizer_clip and e.optimizer_clip[1] <= CLIP_TINY else None
+        if clip:
+            eps_text += (
+                f"; the optimizer clips every gradient to {clip[0]}={clip[1]:g}, which caps "
+                "each step at the learning rate times that"
+            )
         fix = (
-            f"Use the default epsilon: keras.optimizers.{e.optimizer_name}(learning_rate="
+            f"Remove the clipping or clip at a typical gradient size: "
+            f"keras.optimizers.{e.optimizer_name}(..., {clip[0]}=1.0)."
+            if clip
+            else f"Use the default epsilon: keras.optimizers.{e.optimizer_name}(learning_rate="
             f"{user_lr:g})  (epsilon=1e-7), or raise the learning rate."
             if big_eps and user_lr
             else "Raise the learning rate"
@@ -719,6 +730,11 @@ def undertrained(e: ExperimentFacts | None) -> list[Verdict]:
             curve=list(curve),
         )
     ]
+
+
+# Gradient clipping at or below this (clipnorm, global_clipnorm or clipvalue)
+# shrinks steps like a tiny learning rate; 1.0 and 5.0 are the usual choices.
+CLIP_TINY = 1e-3
 
 
 # A model whose tiny-subset MSE falls below this share of the targets' variance

@@ -215,6 +215,8 @@ class ExperimentFacts:
     user_lr: float | None = None
     optimizer_name: str = "Adam"
     optimizer_epsilon: float | None = None  # Adam-family epsilon, when the optimizer has one
+    # The optimizer's gradient clipping, e.g. ("clipnorm", 1e-05), when it clips.
+    optimizer_clip: tuple[str, float] | None = None
     heldout_steps: int = 0
     heldout_train_acc: float | None = None
     heldout_acc_start: float | None = None

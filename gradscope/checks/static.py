@@ -138,6 +138,34 @@ def loss_output_mismatch(out: OutputFacts) -> list[Verdict]:
             )
         )
     if (
+        out.loss == BINARY
+        and out.units is not None
+        and out.units >= 2
+        and labels is not None
+        and labels.numeric
+        and labels.finite
+        and labels.integer_valued
+        and _sparse_shaped(labels)
+        and labels.min >= 0
+        and labels.max <= 1
+    ):
+        found.append(
+            verdict(
+                "loss-output-mismatch",
+                out.layer,
+                f"'{out.layer}' has {out.units} output units but the labels are one 0/1 value "
+                f"per sample (shape {labels.shape}) and the loss is binary cross-entropy "
+                f"('{out.loss_display}'): the label and output shapes do not match (Keras "
+                "refuses them or broadcasts one label over every unit).",
+                "For a yes/no target use one unit: Dense(1, activation='sigmoid') with "
+                "loss='binary_crossentropy'; or keep "
+                f"Dense({out.units}, activation='softmax') with "
+                "loss='sparse_categorical_crossentropy'.",
+                units=out.units,
+                labels_shape=labels.shape,
+            )
+        )
+    if (
         out.loss == SPARSE
         and labels is not None
         and labels.numeric
