@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from gradscope import __version__
-from gradscope.errors import GradscopeError, UsageError
+from gradscope.errors import GradscopeError, UsageError, interrupt_exit_code
 from gradscope.options import RunOptions
 
 DESCRIPTION = """\
@@ -211,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         print(f"gradscope: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Signalled)
         sys.stdout.flush()
         print("gradscope: interrupted", file=sys.stderr)
-        return 130
+        return interrupt_exit_code(interrupt)
     except BrokenPipeError:
         # `gradscope ... | head` closed our stdout: stop quietly, as unix tools do,
         # and keep Python from complaining again when it flushes stdout at exit.

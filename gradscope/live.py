@@ -11,16 +11,19 @@ TensorFlow nor Keras.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from gradscope import runner
+from gradscope.errors import Signalled
 from gradscope.events import Event, OutputLine, RunFinished, from_json
 from gradscope.options import RunOptions
 
@@ -102,7 +105,11 @@ class LiveRun:
 
 def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) -> int:
     """`gradscope run` in a terminal: the UI here, the run in a child process."""
-    runner.prepare(options.script)  # a typo is one line and exit 2, before any UI
+    # A typo or an unwritable output is one line and exit 2, before any UI.
+    runner.prepare(options.script)
+    from gradscope.sinks import output_files
+
+    output_files(options)
     from gradscope.ui.sources import QueueSource
 
     source = QueueSource()
@@ -111,12 +118,19 @@ def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) 
         from gradscope.ui.app import GradscopeApp
 
         app_factory = GradscopeApp
-    app = app_factory(source)
+    signalled: list[int] = []
     try:
-        app.run()
+        app = app_factory(source)
+        with _signals_close(app, signalled):
+            app.run()
     finally:
         quit_early = live.process.poll() is None and live.finished is None
-        code = live.stop()
+        code = live.stop()  # the child is asked to stop (SIGTERM) and waited for
+    if signalled:
+        signum = signalled[0]
+        said = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"gradscope: {said}", file=sys.stderr)
+        return 128 + signum
     if quit_early:
         # The user quit while the run went on: it was interrupted on their behalf.
         print("gradscope: run stopped (the UI was closed before it ended)", file=sys.stderr)
@@ -135,3 +149,32 @@ def _tf_noise(line: str) -> bool:
     return line[:5] in ("I0000", "W0000", "E0000") or line.startswith(
         ("WARNING: All log messages", "To enable the following instructions")
     )
+
+
+@contextmanager
+def _signals_close(app: Any, signalled: list[int]) -> Iterator[None]:
+    """SIGTERM, SIGHUP (the terminal went away) and SIGINT close the UI the normal
+    way, so the terminal is restored; the caller then stops the child."""
+
+    def close_ui(signum: int, _frame: object) -> None:
+        signalled.append(signum)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the UI is not running (yet): unwind instead
+            raise Signalled(signum) from None
+        loop.call_soon_threadsafe(app.exit)
+
+    names = ("SIGTERM", "SIGHUP", "SIGINT")
+    saved = {}
+    try:
+        for signum in (getattr(signal, name) for name in names if hasattr(signal, name)):
+            try:
+                saved[signum] = signal.signal(signum, close_ui)
+            except ValueError:  # not the main thread: leave signals alone
+                break
+        yield
+    except Signalled:
+        pass  # recorded in `signalled`
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from gradscope import __version__, runner
-from gradscope.errors import GradscopeError
+from gradscope.errors import GradscopeError, Signalled, interrupt_exit_code
 from gradscope.events import EventBus, RunStarted
-from gradscope.intercept import intercept_fit  # light: Keras is imported on entry
+from gradscope.intercept import (  # light: Keras is imported on entry
+    FitCall,
+    ProbeFinished,
+    intercept_fit,
+)
 from gradscope.options import RunOptions
 from gradscope.runner import ScriptOutcome
 from gradscope.session import Session
+from gradscope.verdicts import Verdict, rank
+
+__all__ = ["Signalled", "run"]
 
 
 def run(options: RunOptions) -> int:
@@ -24,80 +33,197 @@ def run(options: RunOptions) -> int:
     script = runner.prepare(options.script)
     from gradscope.sinks import build_sinks
 
-    bus = EventBus(build_sinks(options))
-    try:
-        bus.emit(
-            RunStarted(
-                script=options.script,
-                argv=(options.script, *options.script_args),
-                gradscope_version=__version__,
-                started_at=time.time(),
+    # SIGTERM/SIGHUP unwind like Ctrl-C from the moment an output file is open.
+    interrupts = _Interrupts()
+    with interrupts.installed():
+        bus = EventBus(build_sinks(options))
+        bus.sinks.insert(0, interrupts)  # every event is a checkpoint, before any output
+        try:
+            bus.emit(
+                RunStarted(
+                    script=options.script,
+                    argv=(options.script, *options.script_args),
+                    gradscope_version=__version__,
+                    started_at=time.time(),
+                )
             )
-        )
-        session = Session(options, bus)
-    except BaseException:
-        bus.close()
-        raise
+            session = Session(options, bus)
+        except BaseException:
+            bus.close()
+            raise
 
-    # Only a bug of ours leaves these as they are.
-    status, code = "gradscope-error", 1
-    try:
-        with _signals_as_interrupts(), intercept_fit(session.on_fit):
-            outcome = runner.run_script(script, options.script_args)
-        status, code = _conclude(outcome, session, options.script)
-    except GradscopeError as error:
-        status, code = "gradscope-error", error.exit_code
-        raise
-    except KeyboardInterrupt as error:  # Ctrl-C outside the script (while Keras is imported)
-        status, code = "interrupted", _interrupt_code(error)
-        _say("interrupted")
-    finally:
-        session.finish(status, code)
+        watch = _FitWatch(session, interrupts)
+        # Only a bug of ours leaves these as they are.
+        status, code = "gradscope-error", 1
+        try:
+            with intercept_fit(watch.on_fit), _threads_end_quietly_after_the_probe():
+                outcome = runner.run_script(script, options.script_args)
+            status, code = _conclude(outcome, session, options.script, watch.error)
+        except GradscopeError as error:
+            status, code = "gradscope-error", error.exit_code
+            raise
+        except KeyboardInterrupt as error:  # Ctrl-C outside the script (while Keras is imported)
+            status, code = "interrupted", interrupt_exit_code(error)
+            _say("interrupted")
+        finally:
+            # A second signal must not tear the outputs: it waits until they are closed.
+            with _signals_deferred():
+                session.finish(status, code)
     return code
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM / SIGHUP (an SSH link dropping) unwinds like Ctrl-C, so the
-    script's `finally` blocks run and every output is flushed; exit 128+n."""
+class _FitWatch:
+    """Stands between the interceptor and the session. It remembers what the
+    user's own fit() raised (the session catches every failure of its own, so an
+    exception coming out of it is the user's fit failing), and makes sure no
+    interrupt is lost while gradscope holds that fit."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self, session: Session, interrupts: _Interrupts) -> None:
+        self.session = session
+        self.interrupts = interrupts
+        self.error: BaseException | None = None
 
-
-def _interrupt_code(error: BaseException | None) -> int:
-    return 128 + error.signum if isinstance(error, Signalled) else 130
+    def on_fit(self, call: FitCall) -> Any:
+        with self.interrupts.holding_fit():
+            try:
+                return self.session.on_fit(call)
+            except Exception as error:
+                self.error = error
+                raise
 
 
 @contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    def raise_signalled(signum: int, _frame: object) -> None:
-        raise Signalled(signum)
+def _threads_end_quietly_after_the_probe() -> Iterator[None]:
+    """--probe-only ends a fit made in a thread of the script: that thread stops
+    (ProbeFinished) without a traceback; the rest of the script goes on, as it
+    would after that thread ended."""
+    previous = threading.excepthook
 
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    def hook(args: Any) -> None:
+        if args.exc_type is not None and issubclass(args.exc_type, ProbeFinished):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        if threading.excepthook is hook:  # the script may have set its own
+            threading.excepthook = previous
+
+
+_STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Signalled(signum)
+
+
+class _Interrupts:
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (`Signalled` for the
+    latter two), so the script's `finally` blocks run and every output is closed.
+
+    While gradscope holds the first fit (the diagnosis, then the user's training
+    it runs), an interrupt cannot be lost on its way: TensorFlow turns a
+    KeyboardInterrupt raised inside its Python callbacks into an error of its
+    own, which the probe would take for a failure and go on. So the signal is
+    remembered, and raised again at the next event (this object sits first on
+    the event bus: before any output records that event), or when the fit ends
+    in any other way. Outside that fit the script gets its KeyboardInterrupt
+    exactly as under python, and may handle it.
+    """
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self._holding = False
+
+    def _raise(self, signum: int, _frame: object) -> None:
+        if self._holding:
+            self.pending = signum
+        raise _interrupt(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        with _handlers(self._raise, _STOPPING_SIGNALS):
+            yield
+
+    @contextmanager
+    def holding_fit(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread() or self._holding:
+            yield  # signals reach the main thread only: nothing to hold here
+            return
+        self._holding, self.pending = True, None
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # an error, or ProbeFinished, after a lost interrupt
+            if self.pending is not None:
+                raise _interrupt(self.pending) from error
+            raise
+        else:
+            if self.pending is not None:  # swallowed altogether
+                raise _interrupt(self.pending)
+        finally:
+            self._holding, self.pending = False, None
+
+    def handle(self, event: object) -> None:
+        if self._holding and self.pending is not None:
+            raise _interrupt(self.pending)
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then act on the first."""
+    pending: list[int] = []
+
+    def remember(signum: int, _frame: object) -> None:
+        pending.append(signum)
+
+    with _handlers(remember, _STOPPING_SIGNALS):
+        yield
+    if pending:
+        raise _interrupt(pending[0])
+
+
+@contextmanager
+def _handlers(handler: Callable[[int, Any], None], names: tuple[str, ...]) -> Iterator[None]:
+    """Install `handler` for the named signals that exist here, and put back what was there."""
     saved = {}
     try:
-        for signum in wanted:
+        for name in names:
+            if not hasattr(signal, name):
+                continue
+            signum = getattr(signal, name)
             try:
-                saved[signum] = signal.signal(signum, raise_signalled)
+                saved[signum] = signal.signal(signum, handler)
             except ValueError:  # not the main thread: leave signals alone
                 break
         yield
     finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
 
 
-def _conclude(outcome: ScriptOutcome, session: Session, script: str) -> tuple[str, int]:
+def _conclude(
+    outcome: ScriptOutcome, session: Session, script: str, fit_error: BaseException | None
+) -> tuple[str, int]:
     """The run's status and exit code, telling the user what they need to know."""
     if outcome.kind == "probe-finished":
         return "probe-only", session.verdict_exit_code()
     if outcome.kind == "raised":
         sys.stdout.flush()
         outcome.print_traceback()
+        cause = explaining_verdict(outcome.error, fit_error, session.bus.verdicts())
+        if cause is not None:
+            # Right under the traceback, where the user looks: the crash has a known cause.
+            _say(f"this is likely {cause.check}: {cause.message} — fix: {cause.fix}")
         return "script-error", 3
     if outcome.kind == "interrupted":
-        code = _interrupt_code(outcome.error)
+        code = interrupt_exit_code(outcome.error)
         _say("interrupted" if code == 130 else f"stopped by {outcome.error}")
         return "interrupted", code
     if outcome.kind == "exited" and outcome.exit_code not in (None, 0):
@@ -116,3 +242,42 @@ def _conclude(outcome: ScriptOutcome, session: Session, script: str) -> tuple[st
 def _say(message: str) -> None:
     sys.stdout.flush()  # keep the order the user would see on one terminal
     print(f"gradscope: {message}", file=sys.stderr)
+
+
+def explaining_verdict(
+    error: BaseException | None, fit_error: BaseException | None, verdicts: list[Verdict]
+) -> Verdict | None:
+    """The verdict that explains the script's crash, if gradscope saw it coming.
+
+    That is: the crash is the user's fit() failing (or an error raised while
+    handling that), the probe's training step on a clone failed with the same
+    kind of exception first, and an error verdict names a cause. The top-ranked
+    such cause is the one the summary already called the most likely.
+    """
+    if error is None or fit_error is None or not _in_chain(error, fit_error):
+        return None
+    probe_failed = next((v for v in verdicts if v.check == "probe-failed"), None)
+    if probe_failed is None:
+        return None
+    probe_error = str(probe_failed.evidence.get("error", ""))
+    if probe_error.split(":", 1)[0] not in {kind.__name__ for kind in type(fit_error).__mro__}:
+        return None  # the fit failed some other way than the probe did
+    causes = [
+        v for v in rank(verdicts)
+        if v.severity == "error" and v.kind == "cause" and v.check != "probe-failed"
+    ]
+    return causes[0] if causes else None
+
+
+def _in_chain(error: BaseException, wanted: BaseException) -> bool:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if current is wanted:
+            return True
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+    return False

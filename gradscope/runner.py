@@ -78,12 +78,20 @@ def prepare(path: str) -> Script:
         raise UsageError(f"{prefix}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{prefix}: it is a directory, not a Python script")
+    if path.lower().endswith(".ipynb"):
+        # Python would run the notebook's JSON and fail on its first `null`.
+        raise UsageError(
+            f"{prefix}: it is a Jupyter notebook, not a Python script; export it first "
+            f"(jupyter nbconvert --to script {path}) and run the .py file"
+        )
     abspath = os.path.abspath(path)
     try:
         with io.open_code(abspath) as stream:
             source = stream.read()
     except OSError as error:
         raise UsageError(f"{prefix}: {error.strerror or error}") from None
+    if b"\0" in source:  # an image, a data file, a compiled program
+        raise UsageError(f"{prefix}: it is a binary file, not a Python script")
     try:
         # dont_inherit: our own `from __future__ import annotations` must not leak
         # into the user's code.

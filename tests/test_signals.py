@@ -14,8 +14,8 @@ import pytest
 
 SCRIPT = """
 import time
-print("sleeping", flush=True)
 try:
+    print("sleeping", flush=True)  # inside the try: the signal may come right after it
     time.sleep(60)
 finally:
     print("cleanup ran", flush=True)

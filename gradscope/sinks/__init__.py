@@ -8,7 +8,7 @@ from collections.abc import Callable
 from gradscope.errors import UsageError
 from gradscope.events import Sink
 from gradscope.options import RunOptions
-from gradscope.sinks._files import check_writable
+from gradscope.sinks._files import check_writable, in_place
 from gradscope.sinks.json_report import JsonReportSink
 from gradscope.sinks.layer_csv import LayerCsvSink
 from gradscope.sinks.record import RecordSink
@@ -22,17 +22,25 @@ __all__ = [
     "SummarySink",
     "VerdictCsvSink",
     "build_sinks",
+    "output_files",
 ]
 
 
-def build_sinks(options: RunOptions) -> list[Sink]:
-    """The sinks the options ask for, with their files already open.
+def _csv_target(options: RunOptions) -> str | None:
+    """`--csv`, or stdout ("-") by default in headless mode (not for live mode's child)."""
+    if options.csv is not None:
+        return options.csv
+    return "-" if options.headless and options.events_fd is None else None
 
-    Every path is checked before any is opened, so a bad one raises UsageError
-    before the run starts and before any other output file is created or truncated.
+
+def output_files(options: RunOptions) -> dict[str, str]:
+    """The output files the options ask for ({flag: path}), each checked, none touched.
+
+    A bad path (missing folder, a folder, not writable, two outputs on one
+    file, an existing file without --force) raises UsageError. Cheap and
+    TensorFlow-free: it runs before the script, and before live mode's UI.
     """
-    default_csv = "-" if options.headless and options.events_fd is None else None
-    csv_target = options.csv if options.csv is not None else default_csv
+    csv_target = _csv_target(options)
     files = {"--verdicts": options.verdicts, "--json": options.json, "--record": options.record}
     if csv_target != "-":
         files = {"--csv": csv_target, **files}
@@ -49,9 +57,19 @@ def build_sinks(options: RunOptions) -> list[Sink]:
             raise UsageError(f"{seen[key]} and {flag} both write '{path}': give each its own file")
         seen[key] = flag
         check_writable(path)
-        if os.path.exists(path) and not options.force:
+        if os.path.exists(path) and not in_place(path) and not options.force:
             raise UsageError(f"'{path}' already exists: pass --force to overwrite it ({flag})")
+    return wanted
 
+
+def build_sinks(options: RunOptions) -> list[Sink]:
+    """The sinks the options ask for, with their files already open.
+
+    Every path is checked before any is opened, so a bad one raises UsageError
+    before the run starts and before any other output file is created or truncated.
+    """
+    wanted = output_files(options)
+    csv_target = _csv_target(options)
     makers: dict[str, Callable[[str], Sink]] = {
         "--csv": LayerCsvSink,
         "--verdicts": VerdictCsvSink,

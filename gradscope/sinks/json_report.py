@@ -18,7 +18,13 @@ from gradscope.events import (
     VerdictIssued,
     to_dict,
 )
-from gradscope.sinks._files import write_atomic, write_atomic_at_open
+from gradscope.sinks._files import (
+    check_writable,
+    final_path,
+    in_place,
+    write_atomic,
+    write_atomic_at_open,
+)
 from gradscope.sinks.summary import headline
 from gradscope.verdicts import Verdict, rank
 
@@ -40,7 +46,9 @@ class JsonReportSink:
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = final_path(path)
+        # A pipe or a device (/dev/stdout) gets the report once, complete, at close.
+        self._rewrite = not in_place(path)
         self._run: RunStarted | None = None
         self._model: ModelDescribed | None = None
         self._verdicts: list[Verdict] = []
@@ -49,7 +57,10 @@ class JsonReportSink:
         self._steps: list[StepStats] = []
         self._notes: list[Note] = []
         self._finished: RunFinished | None = None
-        write_atomic_at_open(path, self.render())
+        if self._rewrite:
+            write_atomic_at_open(path, self.render())
+        else:
+            check_writable(path)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -67,7 +78,8 @@ class JsonReportSink:
             self._notes.append(event)
         elif isinstance(event, RunFinished):
             self._finished = event
-            write_atomic(self.path, self.render())
+            if self._rewrite:
+                write_atomic(self.path, self.render())
 
     def report(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""

@@ -6,7 +6,13 @@ import csv
 import io
 
 from gradscope.events import Event, VerdictIssued
-from gradscope.sinks._files import write_atomic, write_atomic_at_open
+from gradscope.sinks._files import (
+    check_writable,
+    final_path,
+    in_place,
+    write_atomic,
+    write_atomic_at_open,
+)
 from gradscope.verdicts import Verdict, rank
 
 COLUMNS = ("check", "severity", "subject", "message", "fix")
@@ -21,9 +27,14 @@ class VerdictCsvSink:
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = final_path(path)
         self._verdicts: list[Verdict] = []
-        write_atomic_at_open(path, self._render())
+        # A pipe or a device (/dev/stdout) gets the table once, complete, at close.
+        self._rewrite = not in_place(path)
+        if self._rewrite:
+            write_atomic_at_open(path, self._render())
+        else:
+            check_writable(path)
 
     def _render(self) -> str:
         out = io.StringIO()
@@ -36,7 +47,10 @@ class VerdictCsvSink:
     def handle(self, event: Event) -> None:
         if isinstance(event, VerdictIssued):
             self._verdicts.append(event.verdict)
-            write_atomic(self.path, self._render())
+            if self._rewrite:
+                write_atomic(self.path, self._render())
 
     def close(self) -> None:
-        """Nothing to do: the file is complete after every verdict."""
+        """A file is complete after every verdict; a pipe gets the table now."""
+        if not self._rewrite:
+            write_atomic(self.path, self._render())
