@@ -41,6 +41,8 @@ def check_writable(path: str) -> None:
         if os.access(path, os.W_OK):
             return
         reason = "permission denied"
+    elif os.path.exists(folder) and not os.path.isdir(folder):
+        reason = f"'{folder}' is a file, not a folder"
     elif not os.path.isdir(folder):
         reason = f"folder '{folder}' does not exist"
     elif not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
