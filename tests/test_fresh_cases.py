@@ -121,3 +121,21 @@ def test_tiny_gradient_clipping_is_named_as_why_steps_are_tiny() -> None:
     found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
     low = found.find("lr-too-low")
     assert "clipnorm=1e-05" in low.message and "clipnorm=1.0" in low.fix
+
+
+def test_imbalanced_data_a_model_is_learning_is_not_stuck_at_baseline() -> None:
+    # Given 85/15 labels with real signal: the model predicts the majority for its
+    # first few hundred steps while its loss falls below the class shares' entropy
+    # (under python it reaches ~90% accuracy, AUC ~0.91)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 10)).astype("float32")
+    logit = 2.5 * x[:, 0] + 1.5 * x[:, 1] - 3.5
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-logit))).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((10,)), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, validation_split=0.2)
+    assert "accuracy-at-baseline" not in found.ids, found.ids

@@ -578,6 +578,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and 0.5 <= e.heldout_majority < 1.0
         and abs(e.heldout_train_acc - e.heldout_majority) <= 0.01
         and abs(e.heldout_acc - e.heldout_majority) <= 0.01
+        and not _learned_beyond_prior(e)
     )
     if stuck_on_fit and not stuck_on_subset:
         found.append(
@@ -742,6 +743,21 @@ CLIP_TINY = 1e-3
 # the bias alone removes most of the initial loss) and so copes with their
 # scale: `unscaled-targets` would then be advice, not the reason it fails.
 TARGET_SCALE_COPES = 0.5
+
+
+# A held-back cross-entropy below this share of the prior's (the loss of
+# predicting the class shares) shows the inputs are being used.
+PRIOR_MARGIN = 0.9
+
+
+def _learned_beyond_prior(e: ExperimentFacts) -> bool:
+    """On imbalanced data a learning model keeps predicting the majority class for
+    a while (accuracy at the majority share) while its loss already falls below
+    what the class shares alone give: it is learning, not stuck."""
+    if e.heldout_loss is None or not e.heldout_prior_loss:
+        return False
+    end = e.heldout_loss[1]
+    return math.isfinite(end) and end < PRIOR_MARGIN * e.heldout_prior_loss
 
 
 def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdict]:

@@ -224,6 +224,9 @@ class ExperimentFacts:
     heldout_majority: float | None = None
     heldout_train_loss: tuple[float, float] | None = None  # (start, end) on the fitted part
     heldout_loss: tuple[float, float] | None = None  # (start, end) on the held-back part
+    # Cross-entropy of always predicting the held-back part's class shares: a
+    # model below it has learned something from the inputs, whatever argmax says.
+    heldout_prior_loss: float | None = None
     budget_steps: int = 0  # the user's epochs x steps, when replayed
     budget_curve: tuple[float, ...] = ()  # evaluation loss at 0, 25, 50, 75, 100 % of it
     budget_acc_end: float | None = None

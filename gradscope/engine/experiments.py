@@ -136,6 +136,32 @@ def _multi_hot(y: np.ndarray, n_units: int) -> bool:
     return bool(np.any(y.reshape(-1, n_units).sum(-1) != 1))
 
 
+def prior_loss(y: Any, n_units: int) -> float | None:
+    """Cross-entropy (nats) of predicting each class's share for every sample:
+    the loss a model reaches from the labels alone, without using the inputs."""
+    if y is None:
+        return None
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0:
+        return None
+
+    def entropy(shares: np.ndarray) -> float:
+        shares = shares[shares > 0]
+        return float(-(shares * np.log(shares)).sum())
+
+    if _multi_hot(y, n_units):
+        ones = y.reshape(-1, n_units).mean(0)
+        return float(np.mean([entropy(np.array([p, 1 - p])) for p in ones]))
+    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
+        labels = y.reshape(-1, n_units).argmax(-1)
+    else:
+        labels = y.reshape(-1)
+        if not np.all(labels == np.round(labels)):
+            return None
+    _, counts = np.unique(labels, return_counts=True)
+    return entropy(counts / counts.sum())
+
+
 def majority_rate(y: Any, n_units: int) -> float | None:
     if y is None:
         return None
@@ -270,6 +296,7 @@ def run_experiments(
             heldout_majority=majority_rate(hy_np, facts["n_units"]),
             heldout_train_loss=(t_loss0, t_loss),
             heldout_loss=(h_loss0, h_loss),
+            heldout_prior_loss=prior_loss(hy_np, facts["n_units"]),
         )
     # 4. The user's own budget (epochs x steps), replayed on the sample at their
     # learning rate, when it is short enough to afford: is it over before the
