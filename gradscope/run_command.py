@@ -12,7 +12,7 @@ from typing import Any
 
 from gradscope import __version__, runner
 from gradscope.errors import GradscopeError, Signalled, interrupt_exit_code
-from gradscope.events import EventBus, RunStarted
+from gradscope.events import EventBus, LayerStats, RunStarted
 from gradscope.intercept import (  # light: Keras is imported on entry
     FitCall,
     ProbeFinished,
@@ -217,7 +217,10 @@ def _conclude(
     if outcome.kind == "raised":
         sys.stdout.flush()
         outcome.print_traceback()
-        cause = explaining_verdict(outcome.error, fit_error, session.bus.verdicts())
+        trained = any(
+            isinstance(e, LayerStats) and e.phase == "train" for e in session.bus.history
+        )
+        cause = explaining_verdict(outcome.error, fit_error, session.bus.verdicts(), trained)
         if cause is not None:
             # Right under the traceback, where the user looks: the crash has a known cause.
             _say(f"this is likely {cause.check}: {cause.message} — fix: {cause.fix}")
@@ -245,23 +248,25 @@ def _say(message: str) -> None:
 
 
 def explaining_verdict(
-    error: BaseException | None, fit_error: BaseException | None, verdicts: list[Verdict]
+    error: BaseException | None,
+    fit_error: BaseException | None,
+    verdicts: list[Verdict],
+    trained: bool,
 ) -> Verdict | None:
     """The verdict that explains the script's crash, if gradscope saw it coming.
 
     That is: the crash is the user's fit() failing (or an error raised while
-    handling that), the probe's training step on a clone failed with the same
-    kind of exception first, and an error verdict names a cause. The top-ranked
-    such cause is the one the summary already called the most likely.
+    handling that) before its first epoch ended (`trained` is False), a training
+    step on the clone had failed too (so no step could run), and an error
+    verdict names a cause. The top-ranked such cause is the one the summary
+    already called the most likely. The two failures need not be the same
+    exception: Keras checks the data before its first step (string labels are
+    "Invalid dtype") where the probe fails in the step itself.
     """
-    if error is None or fit_error is None or not _in_chain(error, fit_error):
+    if trained or error is None or fit_error is None or not _in_chain(error, fit_error):
         return None
-    probe_failed = next((v for v in verdicts if v.check == "probe-failed"), None)
-    if probe_failed is None:
+    if not any(v.check == "probe-failed" for v in verdicts):
         return None
-    probe_error = str(probe_failed.evidence.get("error", ""))
-    if probe_error.split(":", 1)[0] not in {kind.__name__ for kind in type(fit_error).__mro__}:
-        return None  # the fit failed some other way than the probe did
     causes = [
         v for v in rank(verdicts)
         if v.severity == "error" and v.kind == "cause" and v.check != "probe-failed"

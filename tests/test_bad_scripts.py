@@ -169,12 +169,12 @@ def test_a_crash_after_a_working_fit_is_not_blamed_on_a_verdict(
     assert not any(line.startswith("gradscope: this is likely") for line in err)
 
 
-def _verdicts(probe_error: str) -> list[Verdict]:
+def _verdicts(probe_failed: bool = True) -> list[Verdict]:
     cause = Verdict("loss-label-mismatch", "error", "labels", "integer labels", "one-hot them")
     symptom = Verdict("loss-flat", "error", "loss", "flat", "see above", kind="symptom")
     failed = Verdict("probe-failed", "info", "model", "a step fails", "see above",
-                     evidence={"error": probe_error})
-    return [symptom, failed, cause]
+                     evidence={"error": "ValueError: rank mismatch"})
+    return [symptom, failed, cause] if probe_failed else [symptom, cause]
 
 
 def test_the_explained_crash_may_be_wrapped_by_the_script() -> None:
@@ -183,19 +183,46 @@ def test_the_explained_crash_may_be_wrapped_by_the_script() -> None:
     wrapped = RuntimeError("training failed")
     wrapped.__cause__ = fit_error
 
-    cause = explaining_verdict(wrapped, fit_error, _verdicts("ValueError: rank mismatch"))
+    cause = explaining_verdict(wrapped, fit_error, _verdicts(), trained=False)
 
     assert cause is not None and cause.check == "loss-label-mismatch"
 
 
-def test_no_explanation_without_a_failed_probe_of_the_same_kind() -> None:
+def test_no_explanation_when_steps_could_run_or_the_crash_is_not_the_fits() -> None:
     fit_error = ValueError("rank mismatch")
-    # the probe failed differently: the crash is something else
-    assert explaining_verdict(fit_error, fit_error, _verdicts("TypeError: oops")) is None
-    # the probe ran: the verdict does not predict a crash
-    assert explaining_verdict(fit_error, fit_error, _verdicts("x")[::2]) is None
+    # the probe's step ran: the verdict does not predict a crash
+    assert explaining_verdict(fit_error, fit_error, _verdicts(probe_failed=False), False) is None
+    # the user's training got through an epoch: the crash came later, for another reason
+    assert explaining_verdict(fit_error, fit_error, _verdicts(), trained=True) is None
     # the script's error is not the fit's
-    assert explaining_verdict(KeyError("k"), fit_error, _verdicts("ValueError: x")) is None
+    assert explaining_verdict(KeyError("k"), fit_error, _verdicts(), trained=False) is None
+
+
+def test_text_labels_crash_keras_before_its_first_step_and_get_the_cause_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Keras rejects the data ("Invalid dtype: str...") where the probe's step fails
+    # on a cast: different exceptions, one cause
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path / "train.py",
+        """\
+        import numpy as np
+        import keras
+
+        x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+        y = np.array(["cat", "dog", "cow"] * 2)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+        """,
+    )
+
+    code = main(["run", "--headless", "--csv", "layers.csv", "train.py"])
+
+    err = capsys.readouterr().err.splitlines()
+    assert code == 3
+    assert err[-1].startswith("gradscope: this is likely loss-label-mismatch: the labels are text")
 
 
 # --- as under python: threads, cwd, several models, sys.exit during fit ------------

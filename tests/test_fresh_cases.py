@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from sklearn.datasets import load_iris
 
 from tests.diagnose import diagnose
@@ -139,3 +140,33 @@ def test_imbalanced_data_a_model_is_learning_is_not_stuck_at_baseline() -> None:
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
     found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, validation_split=0.2)
     assert "accuracy-at-baseline" not in found.ids, found.ids
+
+
+@pytest.mark.parametrize(("rate", "severity"), [(0.95, "error"), (0.85, "warning"), (0.5, None)])
+def test_dropout_that_drops_nearly_everything_is_the_cause(rate: float, severity: str | None) -> None:
+    model, x, y = _digits_mlp(keras.optimizers.Adam())
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(rate, name="drop"),
+                              *model.layers])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    found = diagnose(model, x, y, steps=2, budget=0)
+    if severity is None:
+        assert "dropout-too-high" not in found.ids
+        return
+    first = found.verdicts[0]
+    assert (first.check, first.severity, first.subject) == ("dropout-too-high", severity, "drop")
+    assert first.evidence["rate"] == rate
+
+
+def test_batch_norm_on_batches_of_one_sample_is_the_cause() -> None:
+    x, y = load_iris(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(16), keras.layers.BatchNormalization(name="bn"),
+        keras.layers.Activation("relu"), keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    found = diagnose(model, x, y, steps=3, budget=0, batch_size=1)
+    assert found.verdicts[0].check == "batch-norm-single-sample"
+    # and a batch of one is not "sorted by label" for being single-class
+    assert "ordered-labels" not in found.ids

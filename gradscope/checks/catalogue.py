@@ -59,6 +59,8 @@ _ENTRIES = [
     ("label-smoothing-too-high", "error", "cause", "label smoothing blends the targets towards uniform"),
     ("probe-failed", "info", "cause", "gradscope could not probe this model"),
     ("custom-train-step", "info", "cause", "probed through the compiled loss, not the model's own train_step"),
+    ("dropout-too-high", "error", "cause", "dropout drops nearly every unit"),
+    ("batch-norm-single-sample", "error", "cause", "BatchNormalization on batches of one sample"),
 ]
 
 CATALOGUE: dict[str, CheckInfo] = {

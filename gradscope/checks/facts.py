@@ -157,6 +157,8 @@ class ModelFacts:
     first_layer_type: str = ""
     metrics: tuple[str, ...] = ()  # metric names as compiled, lower case
     notes: tuple[str, ...] = field(default_factory=tuple)
+    dropout_rates: tuple[tuple[str, float], ...] = ()  # (layer, rate) of each Dropout-like layer
+    batch_norm_layers: tuple[str, ...] = ()  # trainable BatchNormalization layers
 
 
 @dataclass(frozen=True)
@@ -244,15 +246,12 @@ class BatchFacts:
     batch_majority: tuple[float, ...] = ()  # share of the most common class per batch
     batch_class: tuple[int, ...] = ()  # the most common class per batch
     shuffle: bool = True
+    batch_sizes: tuple[int, ...] = ()  # samples per probe batch
 
 
 def batch_facts(kind: str, xs: list[np.ndarray], ys: list[np.ndarray | None], shuffle: bool = True) -> BatchFacts:
     """Facts from the first input and label leaf of each probe batch."""
-    identical = sum(
-        1
-        for a, b in zip(xs, xs[1:], strict=False)
-        if a.shape == b.shape and a.size > 0 and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
-    )
+    identical = sum(1 for a, b in zip(xs, xs[1:], strict=False) if _same_batch(a, b))
     majority: list[float] = []
     classes: list[int] = []
     for y in ys:
@@ -270,7 +269,19 @@ def batch_facts(kind: str, xs: list[np.ndarray], ys: list[np.ndarray | None], sh
         batch_majority=tuple(majority),
         batch_class=tuple(classes),
         shuffle=shuffle,
+        batch_sizes=tuple(int(x.shape[0]) if x.ndim else 1 for x in xs),
     )
+
+
+def _same_batch(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two batches hold the same values (NaN equal to NaN); batches that cannot be
+    compared (objects, text against numbers) count as different."""
+    if a.shape != b.shape or a.size == 0:
+        return False
+    try:
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f" and b.dtype.kind == "f"))
+    except (TypeError, ValueError):
+        return False
 
 
 def _class_ids(y: np.ndarray | None) -> np.ndarray | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ArrayFacts, BatchFacts, ModelFacts, OutputFacts
 from gradscope.verdicts import Verdict
@@ -226,8 +228,40 @@ def _multiclass_into_binary(out: OutputFacts, labels: ArrayFacts) -> bool:
     )
 
 
+def _not_numbers(labels: ArrayFacts) -> str | None:
+    """What the labels are, when they are no numbers at all (text, Python objects, dates)."""
+    if labels.numeric or labels.n == 0:
+        return None
+    try:
+        kind = np.dtype(labels.dtype).kind
+    except TypeError:
+        return None
+    if kind in "US":
+        return f"text (dtype {labels.dtype})"
+    if kind == "O":
+        return "Python objects (dtype object)"
+    return None if kind in "biuf" else f"of dtype {labels.dtype}"
+
+
 def loss_label_mismatch(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
+    what = _not_numbers(labels) if labels is not None else None
+    if what is not None:
+        # Keras cannot make a tensor of them, and no loss could compare them with outputs.
+        return [
+            verdict(
+                "loss-label-mismatch",
+                "labels",
+                f"the labels are {what}, not numbers: Keras cannot turn them into a "
+                f"tensor, and no loss ('{out.loss_display}') can compare them with the "
+                "model's outputs.",
+                "Turn them into numbers: class names into class ids with "
+                "classes, y = np.unique(y, return_inverse=True) (then "
+                "loss='sparse_categorical_crossentropy'), or numbers held as objects with "
+                "y = y.astype('float32').",
+                dtype=labels.dtype if labels is not None else None,
+            )
+        ]
     if labels is None or not labels.numeric or not labels.finite:
         return []
     found: list[Verdict] = []
@@ -741,6 +775,8 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
     found += nonfinite_input(facts)
     found += constant_input(facts)
     found += frozen(facts)
+    found += batch_norm_single_sample(facts, batches)
+    found += dropout_too_high(facts)
     for out in facts.outputs:
         found += single_unit_softmax(out)
         found += label_smoothing(out)
@@ -757,6 +793,56 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
         found += accuracy_on_regression(facts, out)
     found += unnormalized_input(facts)
     return found
+
+
+# Dropout rates from here on leave too few units for a signal to get through;
+# Keras's `rate` is the share DROPPED (TF1's keep_prob was the share kept, so
+# keep_prob=0.9 ported as Dropout(0.9) drops 90 %).
+DROPOUT_HIGH = 0.8
+DROPOUT_ERROR = 0.9
+
+
+def dropout_too_high(facts: ModelFacts) -> list[Verdict]:
+    high = [(name, rate) for name, rate in facts.dropout_rates if rate >= DROPOUT_HIGH]
+    if not high:
+        return []
+    worst = max(rate for _, rate in high)
+    names = ", ".join(f"{name} ({rate:g})" for name, rate in high)
+    return [
+        verdict(
+            "dropout-too-high",
+            high[0][0],
+            f"dropout drops {worst:.0%} of the units in training ({names}): so little gets "
+            "through that the gradient is mostly noise. Keras's rate is the share dropped, "
+            "not kept (TF1's keep_prob).",
+            "Use a rate of 0.1-0.5: keras.layers.Dropout(0.2)  (for keep_prob=p write "
+            "Dropout(1 - p)).",
+            severity="error" if worst >= DROPOUT_ERROR else "warning",
+            layers=[name for name, _ in high],
+            rate=worst,
+        )
+    ]
+
+
+def batch_norm_single_sample(facts: ModelFacts, b: BatchFacts | None) -> list[Verdict]:
+    """A batch of one: BatchNormalization subtracts the batch mean, i.e. the sample
+    itself, so in training every unit outputs its beta whatever the input."""
+    if not facts.batch_norm_layers or b is None or not b.batch_sizes or max(b.batch_sizes) != 1:
+        return []
+    names = facts.batch_norm_layers
+    return [
+        verdict(
+            "batch-norm-single-sample",
+            names[0],
+            f"the batches hold one sample each and the model has BatchNormalization "
+            f"({', '.join(names)}): normalising a batch of one subtracts the sample from "
+            "itself, so in training these layers output a constant and the input cannot "
+            "reach the output.",
+            "Use batches of 16 or more: model.fit(x, y, batch_size=32); for batch size 1 "
+            "use keras.layers.LayerNormalization instead.",
+            layers=list(names),
+        )
+    ]
 
 
 def repeated_batch(b: BatchFacts) -> list[Verdict]:
@@ -784,8 +870,14 @@ def repeated_batch(b: BatchFacts) -> list[Verdict]:
 PURE_BATCH = 0.95
 
 
+# Batches this small are single-class by chance (a batch of 1 always is).
+ORDERED_MIN_BATCH = 8
+
+
 def ordered_labels(b: BatchFacts, labels: ArrayFacts | None) -> list[Verdict]:
     if len(b.batch_majority) < 2 or min(b.batch_majority) < PURE_BATCH:
+        return []
+    if b.batch_sizes and min(b.batch_sizes) < ORDERED_MIN_BATCH:
         return []
     distinct = len(set(b.batch_class))
     mixed_overall = labels is not None and labels.majority_fraction < 0.8

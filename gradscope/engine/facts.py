@@ -12,6 +12,7 @@ from keras.src.layers.layer import Layer
 
 from gradscope.checks.facts import ModelFacts, OutputFacts, summarize
 from gradscope.engine.layers import activation_kind, own_variables, probe_layers
+from gradscope.engine.training import batch_norms
 
 _LOSS_KINDS = {
     "categoricalcrossentropy": "categorical_crossentropy",
@@ -233,5 +234,17 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
         first_layer_input=first_input,
         first_layer_type=first_type or "",
         metrics=_metric_names(config.config.get("metrics") if config is not None else None),
+        dropout_rates=tuple(_dropout_rates(model)),
+        batch_norm_layers=tuple(layer.name for layer in batch_norms(model)),
     )
     return facts, [np.asarray(t) for t in outputs]
+
+
+def _dropout_rates(model: Any) -> list[tuple[str, float]]:
+    """(name, rate) of every Dropout-family layer (SpatialDropout, AlphaDropout...)."""
+    found = []
+    for layer in probe_layers(model):
+        rate = getattr(layer, "rate", None)
+        if "Dropout" in type(layer).__name__ and isinstance(rate, (int, float)):
+            found.append((layer.name, float(rate)))
+    return found

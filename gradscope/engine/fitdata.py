@@ -161,9 +161,16 @@ def _preserved_global_rng() -> Iterator[None]:
 def _class_weight_to_sample_weight(y: Any, class_weight: dict[Any, float]) -> np.ndarray:
     """Same mapping as Keras's `class_weight_to_sample_weights` (argmax for one-hot, round otherwise)."""
     labels = _to_numpy(y)
+    try:
+        labels = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"class_weight needs numeric class labels; these are of dtype {labels.dtype}."
+        ) from None
     if labels.ndim > 1:
         labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else np.squeeze(labels, -1)
-    labels = np.round(labels).astype("int32")
+    with np.errstate(invalid="ignore"):  # NaN labels: no class, weight 1 (as Keras)
+        labels = np.round(labels).astype("int32")
     return np.array([class_weight.get(int(c), 1.0) for c in labels], dtype="float32")
 
 
@@ -237,7 +244,10 @@ class _ArraySlicer:
     def __init__(self, leaf: Any) -> None:
         self._leaf = leaf
         self._dense: Any = None
-        self.n = int(leaf.shape[0]) if hasattr(leaf, "shape") else len(np.asarray(leaf))
+        shape = leaf.shape if hasattr(leaf, "shape") else np.shape(np.asarray(leaf))
+        if len(shape) == 0:  # Keras refuses it too
+            raise ValueError(f"fit's arrays need one row per sample; got a single value {leaf!r}.")
+        self.n = int(shape[0])
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         leaf = self._leaf
@@ -295,6 +305,8 @@ class _ArraySource(_Source):
         if len(counts) > 1:
             raise ValueError(f"fit's arrays disagree on the number of samples: {sorted(counts)}.")
         total = counts.pop()
+        if total == 0:  # Keras would silently train on nothing
+            raise ValueError("fit's arrays hold 0 samples: there is nothing to train on.")
         self.num_total = total
         # Keras keeps the first floor(n * (1 - split)) rows for training, the tail for
         # validation (array_slicing.train_validation_split), before any shuffling.
