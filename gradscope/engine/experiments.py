@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.checks.facts import ExperimentFacts, SweepPoint
+from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.engine.training import BatchNormCalibration, forward_losses, to_tensors
 
 OVERFIT_SAMPLES = 32
@@ -36,13 +37,17 @@ class Trainer:
     """A plain compiled train step and an inference call on the probe target,
     with the start state (the user's weights and optimizer state) kept to reset to."""
 
-    def __init__(self, model: Any, optimizer: Any, loss_fn: Any) -> None:
+    def __init__(
+        self, model: Any, optimizer: Any, loss_fn: Any, start: VariableSnapshot | None = None
+    ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.tvars = list(model.trainable_variables)
-        self._weights0 = [np.array(v.numpy(), copy=True) for v in model.variables]
-        self._opt0 = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
+        # The start state: `start` when the caller holds one of these variables
+        # (the in-place target's snapshot), else our own copy (on disk when large).
+        self._own_start = start is None
+        self._start = start or VariableSnapshot(list(model.variables) + list(optimizer.variables))
         self._train = tf.function(self._train_step, reduce_retracing=True)
         self._predict = tf.function(self._predict_step, reduce_retracing=True)
         self._calibrate = BatchNormCalibration(model)
@@ -64,14 +69,16 @@ class Trainer:
 
     def reset(self, lr: float | None = None) -> None:
         """Back to the user's weights and optimizer state (optionally another lr)."""
-        for v, value in zip(self.model.variables, self._weights0, strict=True):
-            v.assign(value)
-        for v, value in zip(self.optimizer.variables, self._opt0, strict=True):
-            v.assign(value)
+        self._start.restore()
         if lr is not None:
             var = _lr_variable(self.optimizer)
             if var is not None:
                 var.assign(lr)
+
+    def close(self) -> None:
+        """Drop the start state (if ours); the trainer is not used afterwards."""
+        if self._own_start:
+            self._start.close()
 
     def train(self, x: Any, y: Any, sw: Any) -> float:
         return float(self._train(x, y, sw).numpy())

@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
-import numpy as np
 from keras.src.trainers.compile_utils import CompileLoss
+
+from gradscope.engine.snapshot import VariableSnapshot, nbytes
+
+# Above this, a clone's second copy of the weights and optimizer slots would be
+# the probe's largest memory cost (a 100 M-parameter model with Adam: 1.2 GB);
+# such models are probed in place, behind a snapshot kept on disk.
+CLONE_MAX_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -19,12 +25,18 @@ class ProbeTarget:
     mode: str  # "clone" | "in-place"
     notes: list[str] = field(default_factory=list)
     optimizer_state_copied: bool = True
-    _snapshot: list[tuple[Any, np.ndarray]] = field(default_factory=list)
+    # In place: every model and optimizer variable as the user left them.
+    snapshot: VariableSnapshot | None = None
 
     def restore(self) -> None:
         """Put back every variable the in-place probe may have changed (no-op for a clone)."""
-        for var, value in self._snapshot:
-            var.assign(value)
+        if self.snapshot is not None:
+            self.snapshot.restore()
+
+    def close(self) -> None:
+        """Drop the snapshot (after `restore()`: nothing can be restored afterwards)."""
+        if self.snapshot is not None:
+            self.snapshot.close()
 
 
 def ensure_built(model: Any, x: Any) -> None:
@@ -86,6 +98,14 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
     probing in place behind a snapshot when the model cannot be cloned."""
     loss_fn = _user_loss_fn(model)
     user_opt = model.optimizer
+    state = _state_bytes(model, user_opt)
+    if state > CLONE_MAX_BYTES:
+        return _in_place(
+            model, user_opt, loss_fn,
+            f"the model's weights and optimizer state take {state / 2**20:.0f} MB: probed "
+            "in place rather than on a clone (which would double them), every variable "
+            "restored afterwards",
+        )
     try:
         clone = keras.models.clone_model(model, recursive=True)
         if not clone.built or not clone.weights:
@@ -126,13 +146,27 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
         return target
     except Exception as exc:  # noqa: BLE001 - any failure means: probe in place
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-    # In place: the user's model and optimizer, every variable snapshotted first.
+    return _in_place(
+        model, user_opt, loss_fn,
+        f"the model could not be cloned ({reason}); probed in place and restored every variable",
+    )
+
+
+def _in_place(model: Any, user_opt: Any, loss_fn: Any, note: str) -> ProbeTarget:
+    """The user's model and optimizer, every variable snapshotted first (on disk
+    when large, see snapshot.py)."""
     if not getattr(user_opt, "built", False):
         user_opt.build(model.trainable_variables)
-    snapshot = [(v, np.array(v.numpy(), copy=True)) for v in model.variables]
-    snapshot += [(v, np.array(v.numpy(), copy=True)) for v in user_opt.variables]
-    target = ProbeTarget(model, user_opt, loss_fn, "in-place", _snapshot=snapshot)
-    target.notes.append(
-        f"the model could not be cloned ({reason}); probed in place and restored every variable"
-    )
+    snapshot = VariableSnapshot(list(model.variables) + list(user_opt.variables))
+    target = ProbeTarget(model, user_opt, loss_fn, "in-place", snapshot=snapshot)
+    target.notes.append(note)
     return target
+
+
+def _state_bytes(model: Any, optimizer: Any) -> int:
+    """Bytes a clone would copy: the model's variables and the optimizer's (before
+    it is built, its slots estimated as Adam's: two per trainable variable)."""
+    weights = nbytes(list(model.variables))
+    if getattr(optimizer, "built", False):
+        return weights + nbytes(list(optimizer.variables))
+    return weights + 2 * nbytes(list(model.trainable_variables))
