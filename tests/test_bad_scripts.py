@@ -225,6 +225,37 @@ def test_text_labels_crash_keras_before_its_first_step_and_get_the_cause_named(
     assert err[-1].startswith("gradscope: this is likely loss-label-mismatch: the labels are text")
 
 
+def test_probe_only_ends_a_fit_made_in_a_thread_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a script whose first fit runs in a worker thread, under --probe-only
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path / "train.py",
+        """\
+        import threading
+
+        import numpy as np
+        import keras
+
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        worker = threading.Thread(target=lambda: model.fit(np.zeros((8, 3)), np.zeros((8, 1)), verbose=0))
+        worker.start()
+        worker.join()
+        print("main thread goes on")
+        """,
+    )
+
+    code = main(["run", "--headless", "--probe-only", "--budget", "0", "--csv", "l.csv", "train.py"])
+
+    # Then that thread stopped after the probe without a traceback; the script went on
+    out, err = capsys.readouterr()
+    assert code in (0, 1)
+    assert "main thread goes on" in out
+    assert "Traceback" not in err and "ProbeFinished" not in err
+
+
 # --- as under python: threads, cwd, several models, sys.exit during fit ------------
 
 SEED_DATA_MODEL = """\
