@@ -197,7 +197,7 @@ class Session:
 
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.dynamic import run_dynamic
-        from gradscope.checks.static import NEEDS_EVIDENCE, run_static
+        from gradscope.checks.static import needs_evidence, run_static
         from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import model_facts
         from gradscope.engine.histograms import HistogramProbe
@@ -245,8 +245,8 @@ class Session:
             # Some static findings are only a problem if the model then fails to
             # learn: they wait for the experiments' evidence (issued as they are
             # if there is none).
-            self._deferred = [v for v in static if v.check in NEEDS_EVIDENCE]
-            self._issue([v for v in static if v.check not in NEEDS_EVIDENCE])
+            self._deferred = [v for v in static if needs_evidence(v)]
+            self._issue([v for v in static if not needs_evidence(v)])
             if target.loss_fn is None:
                 if custom:  # its train_step computes the loss: said so, nothing to probe
                     self._issue_deferred(None)

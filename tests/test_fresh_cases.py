@@ -170,3 +170,23 @@ def test_batch_norm_on_batches_of_one_sample_is_the_cause() -> None:
     assert found.verdicts[0].check == "batch-norm-single-sample"
     # and a batch of one is not "sorted by label" for being single-class
     assert "ordered-labels" not in found.ids
+
+
+def test_inputs_scaled_twice_are_named_when_the_model_cannot_learn_from_them() -> None:
+    # Given pixels divided by 16 and then by 255 again (max 0.004) and plain SGD
+    model, x, y = _digits_mlp(keras.optimizers.SGD(0.01))
+    found = diagnose(model, x / 255.0, y, steps=3, budget=3.0, epochs=5)
+    first = found.verdicts[0]
+    assert first.check == "unnormalized-input" and first.evidence.get("tiny") is True
+
+
+def test_tiny_inputs_a_model_learns_from_anyway_are_not_blamed() -> None:
+    # Given features of order 1e-3 that a larger Adam step learns from at once
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(512, 4)) * 1e-3).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
+    assert "unnormalized-input" not in found.ids, found.ids

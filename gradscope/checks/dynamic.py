@@ -769,8 +769,23 @@ def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdic
             end = e.overfit_loss_end
             if math.isfinite(end) and end <= TARGET_SCALE_COPES * float(std) ** 2:
                 continue
+        if v.check == "unnormalized-input" and e is not None and _learns(e):
+            continue
         kept.append(v)
     return kept
+
+
+def _learns(e: ExperimentFacts) -> bool:
+    """The clone overfits the tiny subset: its loss halves or its accuracy rises."""
+    start, end = e.overfit_loss_start, e.overfit_loss_end
+    if not e.overfit_steps or not (math.isfinite(start) and math.isfinite(end)):
+        return False
+    acc_rose = (
+        e.overfit_acc_end is not None
+        and e.overfit_acc_start is not None
+        and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
+    )
+    return acc_rose or end <= 0.5 * start
 
 
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,

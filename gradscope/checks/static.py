@@ -381,6 +381,9 @@ SQUARED_LOSSES = ("mse",)
 # (incomes, areas) are the usual offenders; |x| up to ~20 (e.g. digits 0-16)
 # trains fine with the default initialisers.
 INPUT_ABSMAX = 100.0
+# Inputs no larger than this (pixels divided by 255 twice: at most 0.004) give
+# the first layer a gradient that much smaller than its weights need.
+INPUT_TINY = 0.01
 FEATURE_RATIO = 1e3
 TARGET_SCALE = 1e3  # regression targets: max(|mean|, std)
 IMBALANCE = 0.90
@@ -565,6 +568,12 @@ def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]
 NEEDS_EVIDENCE = frozenset({"unscaled-targets"})
 
 
+def needs_evidence(v: Verdict) -> bool:
+    """Whether a static verdict waits for the experiments (see NEEDS_EVIDENCE);
+    tiny inputs too: Adam copes with them, plain SGD does not."""
+    return v.check in NEEDS_EVIDENCE or (v.check == "unnormalized-input" and bool(v.evidence.get("tiny")))
+
+
 def unscaled_targets(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
     if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite or not labels.numeric:
@@ -743,6 +752,21 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
                     "or put keras.layers.Normalization() (adapted on x) first in the model.",
                     severity="warning",
                     absmax=inp.absmax,
+                )
+            )
+        elif inp.absmax <= INPUT_TINY:
+            found.append(
+                verdict(
+                    "unnormalized-input",
+                    "inputs",
+                    f"input {i} never exceeds |x| = {inp.absmax:.2g} (mean {inp.mean:.2g}, std "
+                    f"{inp.std:.2g}): far below unit scale (scaled twice?), so the first "
+                    "layer's outputs and its gradients are tiny and it barely learns.",
+                    "Scale the inputs once, e.g. x = x / 255.0 for raw pixels only, or "
+                    "standardise: x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-7)",
+                    severity="warning",
+                    absmax=inp.absmax,
+                    tiny=True,
                 )
             )
         elif inp.feature_scale_ratio >= FEATURE_RATIO and inp.absmax >= 10:

@@ -3,8 +3,8 @@ most of the training, and model.predict gives practically the same
 probabilities (~0.1 each) for every image. I normalise the images to [0, 1]
 like the Keras image-classification tutorial.
 
-gradscope-expect: collapsed-predictions
-gradscope-also: loss-flat, accuracy-at-baseline
+gradscope-expect: unnormalized-input
+gradscope-also: collapsed-predictions, loss-flat, accuracy-at-baseline
 """
 import numpy as np
 import keras
