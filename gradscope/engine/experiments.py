@@ -51,6 +51,7 @@ class Trainer:
         self._train = tf.function(self._train_step, reduce_retracing=True)
         self._predict = tf.function(self._predict_step, reduce_retracing=True)
         self._calibrate = BatchNormCalibration(model)
+        self._traced: set[tuple[int, str]] = set()
         self._lr_settable = _lr_variable(optimizer) is not None
 
     def _train_step(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
@@ -81,12 +82,30 @@ class Trainer:
             self._start.close()
 
     def train(self, x: Any, y: Any, sw: Any) -> float:
-        return float(self._train(x, y, sw).numpy())
+        return float(self._train(*self._traced_for_any_batch(self._train, x, y, sw)).numpy())
 
     def evaluate(self, x: Any, y: Any, sw: Any = None) -> tuple[np.ndarray, float]:
         self._calibrate(x)
-        y_pred, loss = self._predict(x, y, sw)
+        y_pred, loss = self._predict(*self._traced_for_any_batch(self._predict, x, y, sw))
         return np.asarray(_first(y_pred)), float(loss.numpy())
+
+    def _traced_for_any_batch(self, fn: Any, *args: Any) -> tuple[Any, ...]:
+        """`args` as tensors, `fn` traced once for them with the batch size left
+        open: the experiments use several batch sizes, and each trace of a deep
+        model costs as much as Keras's own first step (a minute for 1000 layers)."""
+        args = tuple(to_tensors(a) for a in args)
+        specs = tree.map_structure(
+            lambda t: None if t is None else tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype),
+            args,
+        )
+        key = (id(fn), repr(specs))
+        if key not in self._traced:
+            self._traced.add(key)
+            try:
+                fn.get_concrete_function(*specs)
+            except Exception:  # noqa: BLE001 - a model that needs a static batch size: traced per call
+                pass
+        return args
 
 
 def _lr_variable(optimizer: Any) -> Any:
