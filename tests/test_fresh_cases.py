@@ -190,3 +190,23 @@ def test_tiny_inputs_a_model_learns_from_anyway_are_not_blamed() -> None:
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
     found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
     assert "unnormalized-input" not in found.ids, found.ids
+
+
+def test_a_gradient_huge_before_any_update_is_blamed_on_the_init_not_the_rate() -> None:
+    # Given six ReLU layers initialised with RandomNormal(stddev=1.0) and plain SGD(0.01)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    init = keras.initializers.RandomNormal(stddev=1.0, seed=0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64,))]
+        + [keras.layers.Dense(128, activation="relu", kernel_initializer=init) for _ in range(6)]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    found = diagnose(model, (digits.data / 16.0).astype("float32"), digits.target, steps=5,
+                     budget=1.0)
+    first = found.verdicts[0]
+    assert first.check == "exploding-gradient" and first.evidence.get("from_start") is True
+    assert "initialis" in first.fix

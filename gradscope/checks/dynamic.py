@@ -147,6 +147,9 @@ DEAD = 0.5  # share of a ReLU layer's units that never fire
 SATURATED = 0.5  # share of sigmoid/tanh outputs in the flat tails
 EXPLODE_ERROR = 1e8  # gradient norm
 EXPLODE_GROWTH = 1e2  # growth over the probe steps, monotonic
+# When the gradient explodes, a first-step norm (before any update) this large
+# says it was huge from the start: initialisation or data scale, not the rate.
+EXPLODE_FROM_START = 1e4
 REG_DOMINATES = 10.0  # regularisation loss / data loss
 OVERFIT_MIN_DROP = 0.15  # share of the tiny subset's loss a learning model removes
 # ... in this many steps; a slow model's budget buys fewer, and the drop asked for
@@ -264,6 +267,22 @@ def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
     if peak < EXPLODE_ERROR and not growing:
         return []
     trend = ", ".join(f"{t:.3g}" for t in totals)
+    if _huge_from_start(p):
+        return [
+            verdict(
+                "exploding-gradient",
+                "model",
+                f"the global gradient norm is huge from the first step, before any update "
+                f"({trend} over the probe steps): the weights' initialisation or the scale "
+                "of the inputs or targets makes it so, not the learning rate.",
+                "Use the default initialisers (glorot_uniform; he_normal for ReLU) rather "
+                "than a wide RandomNormal, scale inputs and targets to unit range, and clip "
+                "gradients: keras.optimizers.Adam(1e-3, clipnorm=1.0)",
+                severity="error",
+                norms=[float(t) for t in totals],
+                from_start=True,
+            )
+        ]
     return [
         verdict(
             "exploding-gradient",
@@ -276,6 +295,18 @@ def exploding_gradient(p: ProbeFacts) -> list[Verdict]:
             norms=[float(t) for t in totals],
         )
     ]
+
+
+def _huge_from_start(p: ProbeFacts) -> bool:
+    """The first probe step's gradient (taken before any update) is already huge:
+    the learning rate has not acted yet, so it is not the cause."""
+    if p.grad_norm.size == 0 or not math.isfinite(float(p.losses[0])):
+        return False
+    first = p.grad_norm[0]
+    if np.any(np.isinf(first)):
+        return False
+    total = float(np.sqrt(np.nansum(np.where(np.isfinite(first), first, 0.0) ** 2)))
+    return total >= EXPLODE_FROM_START
 
 
 def dead_relu(p: ProbeFacts) -> list[Verdict]:
@@ -788,13 +819,23 @@ def _learns(e: ExperimentFacts) -> bool:
     return acc_rose or end <= 0.5 * start
 
 
+def _rate_and_explosion(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
+    """lr-too-high/low and exploding-gradient, in the order of their likelihood: a
+    gradient huge before any update ranks ahead of the rate (it explains the huge
+    steps); otherwise the rate is the usual reason the gradient explodes."""
+    rate, explosion = learning_rate(p, e), exploding_gradient(p)
+    if explosion and explosion[0].evidence.get("from_start"):
+        return explosion + rate
+    return rate + explosion
+
+
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
     found = nonfinite_loss(p, e)
     if found:
         # What led up to the NaN ranks first: a learning rate far too high, or huge /
         # growing gradients in the finite steps before it.
-        before = learning_rate(p, e) + exploding_gradient(p)
+        before = _rate_and_explosion(p, e)
         return before + found + symptoms(p, e, classification, n_classes, loss_kind)
     found += exploding_gradient(p)
     found += zero_gradient(p)
@@ -803,8 +844,7 @@ def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
     found += dead_relu(p)
     found += saturated_activation(p)
     found += regularization_dominates(p)
-    lr = learning_rate(p, e)
-    found += lr
+    found += learning_rate(p, e)
     found += symptoms(p, e, classification, n_classes, loss_kind)
     if not any(v.severity == "error" for v in found):
         found += undertrained(e)
