@@ -186,6 +186,11 @@ class ProbeStep:
         squares = 2.0 * tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
         return losses, squares, act_sums, act_counts
 
+    def release(self) -> None:
+        """Drop the compiled step (its graph: ~1 GB for a 1000-layer model); the
+        step's bookkeeping (tapped, disconnected, var_layer) stays readable."""
+        self._fn = None
+
     def run(self, x: Any, y: Any, sw: Any) -> StepResult:
         start = time.perf_counter()
         losses, squares, act_sums, act_counts = self._fn(x, y, sw)

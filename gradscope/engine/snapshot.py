@@ -67,6 +67,33 @@ class VariableSnapshot:
             _assign(v, value)
             del value
 
+    def square_norms(self, i: int) -> tuple[float, float, float]:
+        """(||saved||^2, ||now||^2, ||now - saved||^2) of variable i, in float64,
+        read a chunk of rows at a time (never a full float64 copy of a variable)."""
+        v, saved = self.variables[i], self._saved[i]
+        before_sq = now_sq = diff_sq = 0.0
+        if isinstance(saved, np.ndarray):
+            shape, dtype = saved.shape, saved.dtype
+        else:
+            assert self._file is not None
+            offset, dtype, shape = saved
+            self._file.seek(offset)
+        for rows in _row_chunks(shape, dtype):
+            if isinstance(saved, np.ndarray):
+                before = saved if rows is None else saved[rows]
+            else:
+                assert self._file is not None
+                before = np.empty(shape if rows is None else (rows.stop - rows.start, *shape[1:]), dtype)
+                if self._file.readinto(before.reshape(-1).view(np.uint8)) != before.nbytes:  # type: ignore[attr-defined]
+                    raise OSError("the snapshot file was cut short")
+            b = np.asarray(before, dtype=np.float64)
+            a = np.asarray(_read(v, rows), dtype=np.float64)
+            before_sq += float(np.sum(b * b))
+            now_sq += float(np.sum(a * a))
+            a -= b
+            diff_sq += float(np.sum(a * a))
+        return before_sq, now_sq, diff_sq
+
     def close(self) -> None:
         """Drop the copies (the file is deleted); `restore()` is no longer possible."""
         if self._file is not None:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-import numpy as np
 
 from gradscope.engine.layers import LayerMeta, own_variables
+from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.events import Event, LayerRow, LayerStats, StepStats
 
 
@@ -27,26 +27,29 @@ class TrainMonitor(keras.callbacks.Callback):
         self._layers = layers
         self._metas = metas
         self._emit = emit
-        self._previous = self._snapshot()
-
-    def _snapshot(self) -> list[list[np.ndarray]]:
-        return [
-            [np.array(v.numpy(), copy=True) for v in own_variables(layer) if v.trainable]
-            for layer in self._layers
-        ]
+        # Each layer's trainable variables, as indices into one flat snapshot: the
+        # epoch's starting weights, on disk when large (a 100 M-parameter model's
+        # 400 MB would otherwise sit in memory through the user's whole fit).
+        self._owned: list[list[int]] = []
+        self._variables: list[Any] = []
+        for layer in layers:
+            mine = [v for v in own_variables(layer) if v.trainable]
+            self._owned.append(list(range(len(self._variables), len(self._variables) + len(mine))))
+            self._variables += mine
+        self._previous = VariableSnapshot(self._variables)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         try:
-            current = self._snapshot()
+            norms = [self._previous.square_norms(i) for i in range(len(self._variables))]
+            self._previous.close()
+            self._previous = VariableSnapshot(self._variables)
             rows = []
-            for meta, before, after in zip(self._metas, self._previous, current, strict=True):
+            for meta, owned in zip(self._metas, self._owned, strict=True):
                 weight = update = None
-                if after:
-                    w2 = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in before)
-                    d2 = sum(
-                        float(np.sum(np.square(a.astype(np.float64) - b))) for a, b in zip(after, before, strict=True)
-                    )
-                    weight = math.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in after))
+                if owned:
+                    w2 = sum(norms[i][0] for i in owned)
+                    d2 = sum(norms[i][2] for i in owned)
+                    weight = math.sqrt(sum(norms[i][1] for i in owned))
                     update = math.sqrt(d2) / math.sqrt(w2) if w2 > 0 else None
                 rows.append(
                     LayerRow(
@@ -54,7 +57,6 @@ class TrainMonitor(keras.callbacks.Callback):
                         trainable=meta.trainable, weight_norm=weight, update_ratio=update,
                     )
                 )
-            self._previous = current
             loss = (logs or {}).get("loss")
             self._emit(StepStats("train", epoch + 1, float(loss) if loss is not None else None))
             self._emit(LayerStats("train", epoch + 1, tuple(rows)))
