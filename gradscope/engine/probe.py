@@ -140,10 +140,15 @@ class ProbeStep:
         # Per-variable reductions beat one concat + segment_sum on CPU (measured:
         # segment_sum over all parameters costs more than the whole step).
         # (l2_loss is sum(t^2) / 2: the stacked vectors are doubled once.)
-        w_sq, g_sq, gated = [], [], []
+        w_sq, g_sq, gated, before = [], [], [], []
         zero = tf.constant(0.0)
         for g, v in zip(grads, self.tvars, strict=True):
-            w_sq.append(tf.nn.l2_loss(tf.cast(v.value, tf.float32)))
+            # One read of each variable, ordered before its update: for its norm,
+            # and for its update as a difference of weights where the update
+            # cannot be read off the optimizer's ops (see _applied_updates; the
+            # old values of those variables are then held through the update).
+            before.append(tf.convert_to_tensor(v.value))
+            w_sq.append(tf.nn.l2_loss(tf.cast(before[-1], tf.float32)))
             if g is None:
                 g_sq.append(zero)
                 continue
@@ -168,10 +173,6 @@ class ProbeStep:
         )
         inside = tf.inside_function()
         first_op = len(tf.compat.v1.get_default_graph().get_operations()) if inside else 0
-        # Where the update cannot be read off the optimizer's ops (see
-        # _applied_updates), it is the difference of the weights, the old ones
-        # held through the update (a copy of those variables while they change).
-        before = [tf.identity(v.value) for v in self.tvars]
         if gated:
             self.optimizer.apply_gradients(gated)
         applied = _applied_updates(first_op, self.tvars) if inside else {}
