@@ -178,6 +178,12 @@ def prior_loss(y: Any, n_units: int) -> float | None:
     if _multi_hot(y, n_units):
         ones = y.reshape(-1, n_units).mean(0)
         return float(np.mean([entropy(np.array([p, 1 - p])) for p in ones]))
+    shares = _class_shares(y, n_units)
+    return None if shares is None else entropy(shares)
+
+
+def _class_shares(y: np.ndarray, n_units: int) -> np.ndarray | None:
+    """Each class's share of single-label targets (one-hot rows or class ids)."""
     if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
         labels = y.reshape(-1, n_units).argmax(-1)
     else:
@@ -185,7 +191,7 @@ def prior_loss(y: Any, n_units: int) -> float | None:
         if not np.all(labels == np.round(labels)):
             return None
     _, counts = np.unique(labels, return_counts=True)
-    return entropy(counts / counts.sum())
+    return counts / counts.sum()
 
 
 def majority_rate(y: Any, n_units: int) -> float | None:
@@ -198,14 +204,8 @@ def majority_rate(y: Any, n_units: int) -> float | None:
         rows = y.reshape(-1, n_units)
         ones = rows.mean(0)
         return float(np.mean(np.maximum(ones, 1 - ones)))
-    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
-        labels = y.reshape(-1, n_units).argmax(-1)
-    else:
-        labels = y.reshape(-1)
-        if not np.all(labels == np.round(labels)):
-            return None
-    _, counts = np.unique(labels, return_counts=True)
-    return float(counts.max() / counts.sum())
+    shares = _class_shares(y, n_units)
+    return None if shares is None else float(shares.max())
 
 
 def run_experiments(
