@@ -275,14 +275,6 @@ def explaining_verdict(
 
 
 def _in_chain(error: BaseException, wanted: BaseException) -> bool:
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        if current is wanted:
-            return True
-        seen.add(id(current))
-        pending += [current.__cause__, current.__context__]
-    return False
+    from gradscope.runner import exception_chain
+
+    return any(current is wanted for current in exception_chain(error))

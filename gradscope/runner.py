@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.machinery import SourceFileLoader
 from typing import Any, Literal
@@ -177,6 +177,13 @@ def trim_traceback(error: BaseException) -> BaseException:
     gradscope itself: then they are the story of our bug and stay. Chained
     exceptions are trimmed the same way.
     """
+    for current in exception_chain(error):
+        current.__traceback__ = _trimmed(current.__traceback__)
+    return error
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception chained to it (causes and contexts), once each."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [error]
     while pending:
@@ -184,9 +191,8 @@ def trim_traceback(error: BaseException) -> BaseException:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        current.__traceback__ = _trimmed(current.__traceback__)
+        yield current
         pending += [current.__cause__, current.__context__]
-    return error
 
 
 def _trimmed(tb: types.TracebackType | None) -> types.TracebackType | None:

@@ -381,15 +381,6 @@ async def test_training_rows_keep_the_probes_gradient_and_activation_figures_on_
 
 
 @pilot_test
-async def test_ctrl_c_quits_at_once():
-    app = replay_app()
-    async with app.run_test(size=SMALL) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+c")
-        assert not app.is_running
-
-
-@pilot_test
 async def test_v_unfolds_every_verdict_with_evidence_and_notes():
     app = replay_app()
     async with app.run_test(size=(100, 40)) as pilot:
@@ -418,12 +409,13 @@ async def test_question_mark_shows_help_and_escape_closes_it():
         assert isinstance(app.screen, OverviewScreen)
 
 
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
 @pilot_test
-async def test_q_quits():
+async def test_q_or_ctrl_c_quits_at_once(key):
     app = replay_app()
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
-        await pilot.press("q")
+        await pilot.press(key)
         assert not app.is_running
 
 
