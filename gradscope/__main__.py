@@ -1,3 +1,3 @@
-from gradscope.cli import main
+from gradscope.cli import entry
 
-raise SystemExit(main())
+entry()

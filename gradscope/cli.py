@@ -180,6 +180,25 @@ def parse_run(argv: list[str], parser: argparse.ArgumentParser,
     )
 
 
+def entry() -> None:
+    """The `gradscope` command and `python -m gradscope`: run, then exit with the code.
+
+    Once main() has closed every output and decided the exit code, a late
+    signal (a second Ctrl-C, TensorFlow's threads winding down) must not turn
+    it into a death by signal: they are ignored for the last steps of exit.
+    """
+    import signal
+
+    try:
+        code = main()
+    except KeyboardInterrupt as interrupt:
+        code = interrupt_exit_code(interrupt)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the gradscope command line; return the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
