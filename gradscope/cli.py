@@ -195,7 +195,16 @@ def entry() -> None:
         code = interrupt_exit_code(interrupt)
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+            try:
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+            except KeyboardInterrupt:  # one that landed just before it was ignored
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+    # CPython remembers, process-wide, any KeyboardInterrupt that came out of an
+    # exec() or eval() of a string (dataclass and namedtuple creation run one),
+    # even one caught afterwards, and then ends the process by SIGINT whatever
+    # code it exits with. A Ctrl-C that lands in such a call would turn our 130
+    # into a death by signal; evaluating a string afresh clears that memory.
+    eval("None")  # noqa: S307 - a constant, to reset the interpreter's flag
     raise SystemExit(code)
 
 

@@ -437,3 +437,20 @@ def test_a_script_may_handle_its_own_ctrl_c_outside_the_fit(
     out = capsys.readouterr().out
     assert code == 0
     assert "handled" in out and "after fit" in out
+
+
+def test_a_ctrl_c_that_passed_through_an_exec_of_a_string_still_exits_130(tmp_path: Path) -> None:
+    # Given a Ctrl-C that lands in code run by exec() of a string (dataclass and
+    # namedtuple creation do that), which CPython remembers process-wide and, at
+    # exit, turns into a death by SIGINT whatever code the program chose
+    (tmp_path / "train.py").write_text('exec("raise KeyboardInterrupt")\n')
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gradscope", "run", "--headless", "--csv", "l.csv", "train.py"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+
+    # Then gradscope still reports the interrupt with its own code, 130
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "gradscope: interrupted" in done.stderr
+    assert "Traceback" not in done.stderr
