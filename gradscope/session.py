@@ -198,6 +198,7 @@ class Session:
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.dynamic import run_dynamic
         from gradscope.checks.static import needs_evidence, run_static
+        from gradscope.engine.compiling import EAGER_LAYERS, runs_eagerly
         from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import model_facts
         from gradscope.engine.histograms import HistogramProbe
@@ -231,8 +232,16 @@ class Session:
                     ),
                 )
             )
+            eager = runs_eagerly(layers)
+            notes = list(target.notes)
+            if eager:
+                notes.append(
+                    f"{len(layers)} layers: gradscope's steps run eagerly (from {EAGER_LAYERS} "
+                    f"layers; compiling one would take about {0.06 * len(layers):.0f} s and "
+                    f"{len(layers)} MB), so the experiments fit fewer steps in --budget"
+                )
             # (How the probe ran means nothing when there is no loss to probe.)
-            for note in target.notes if target.loss_fn is not None else []:
+            for note in notes if target.loss_fn is not None else []:
                 self.bus.emit(Note("info", note))
 
             # Static checks read labels from a data sample and outputs from one eager call.
@@ -257,12 +266,14 @@ class Session:
             xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
             # Build the loss object eagerly: variables cannot be created inside tf.function.
             target.loss_fn(yt, target.model(xt, training=False), swt)
-            trainer = Trainer(target.model, target.optimizer, target.loss_fn, start=target.snapshot)
+            trainer = Trainer(
+                target.model, target.optimizer, target.loss_fn, start=target.snapshot, eager=eager
+            )
             eval_set = (_head(sx, 256), _head(sy, 256))
             eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
-            probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas)
+            probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas, eager)
             histograms = HistogramProbe(
-                target.model, target.optimizer, target.loss_fn, layers, metas
+                target.model, target.optimizer, target.loss_fn, layers, metas, eager
             )
             self._histograms(histograms, 0, xt, yt, swt)
             series: list[Any] = []

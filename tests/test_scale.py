@@ -205,3 +205,70 @@ def test_the_training_monitor_measures_an_epoch_from_a_snapshot_on_disk(
         moved = math.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before, strict=True)))
         assert row.weight_norm == pytest.approx(math.sqrt(sum(np.sum(a * a) for a in after)), rel=1e-9)
         assert row.update_ratio == pytest.approx(moved / math.sqrt(sum(np.sum(b * b) for b in before)), rel=1e-9)
+
+
+def digits_model(bias: float = 0.0) -> tuple[Any, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keras.utils.set_random_seed(0)
+    start = keras.initializers.Constant(bias)
+    model = keras.Sequential([
+        keras.Input((64,)),
+        L.Dense(64, activation="relu", bias_initializer=start),
+        L.Dense(32, activation="tanh"),
+        L.Dense(32, activation="relu", bias_initializer=start),
+        L.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model, (digits.data / 16.0).astype("float32"), digits.target
+
+
+def test_an_eager_probe_step_reports_what_the_compiled_one_does() -> None:
+    # Given a model mid-training, probed twice from the same state,
+    model, x, y = digits_model()
+    model.train_on_batch(x[:32], y[:32])
+    xt, yt = tf.constant(x[:64]), tf.constant(y[:64])
+    figures = {}
+    for eager in (False, True):
+        target = target_module.make_target(model, xt)
+        layers = probe_layers(target.model)
+        target.loss_fn(yt, target.model(xt), None)
+        step = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, describe(layers), eager)
+        # when the steps run compiled, then eagerly (as for a model of EAGER_LAYERS layers),
+        figures[eager] = [step.layer_figures(step.run(xt, yt, None)) for _ in range(3)]
+        target.restore()
+        target.close()
+    # then every figure of every step is the same (up to float rounding).
+    for compiled_step, eager_step in zip(figures[False], figures[True], strict=True):
+        for traced, run_eagerly in zip(compiled_step, eager_step, strict=True):
+            for name in traced.__dataclass_fields__:
+                a, b = getattr(traced, name), getattr(run_eagerly, name)
+                assert (a is None) == (b is None), name
+                if a is not None:
+                    assert b == pytest.approx(a, rel=1e-4, abs=1e-7), name
+
+
+def test_a_model_past_the_eager_threshold_is_diagnosed_with_eager_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gradscope.engine import compiling
+
+    # Given a model whose depth counts as too deep to trace (biases at -1 kill its ReLUs),
+    monkeypatch.setattr(compiling, "EAGER_LAYERS", 2)
+    model, x, y = digits_model(bias=-1.0)
+    bus = EventBus()
+    session = Session(RunOptions(script="train.py", steps=5, probe_only=True, budget=3.0), bus)
+    call = FitCall(model, (x, y), {"batch_size": 32, "epochs": 10, "verbose": 0}, keras.Model.fit)
+    # when gradscope diagnoses its fit,
+    with pytest.raises(ProbeFinished):
+        session.on_fit(call)
+    notes = [e.text for e in bus.history if isinstance(e, Note)]
+    # then it says its steps ran eagerly, and why,
+    assert any("steps run eagerly" in n and "layers" in n for n in notes), notes
+    # the probe, histograms and experiments all ran,
+    assert not [n for n in notes if "skipped" in n], notes
+    assert [v.check for v in bus.verdicts() if v.check == "probe-failed"] == []
+    assert sum(isinstance(e, LayerStats) for e in bus.history) >= 5
+    # and the dead ReLUs are found as they are with compiled steps.
+    assert "dead-relu" in [v.check for v in bus.verdicts()]

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.checks.facts import ExperimentFacts, SweepPoint
+from gradscope.engine.compiling import step_function
 from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.engine.training import BatchNormCalibration, forward_losses, to_tensors
 
@@ -38,7 +39,12 @@ class Trainer:
     with the start state (the user's weights and optimizer state) kept to reset to."""
 
     def __init__(
-        self, model: Any, optimizer: Any, loss_fn: Any, start: VariableSnapshot | None = None
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: Any,
+        start: VariableSnapshot | None = None,
+        eager: bool = False,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -48,9 +54,10 @@ class Trainer:
         # (the in-place target's snapshot), else our own copy (on disk when large).
         self._own_start = start is None
         self._start = start or VariableSnapshot(list(model.variables) + list(optimizer.variables))
-        self._train = tf.function(self._train_step, reduce_retracing=True)
-        self._predict = tf.function(self._predict_step, reduce_retracing=True)
-        self._calibrate = BatchNormCalibration(model)
+        self.eager = eager
+        self._train = step_function(self._train_step, eager)
+        self._predict = step_function(self._predict_step, eager)
+        self._calibrate = BatchNormCalibration(model, eager)
         self._traced: set[tuple[int, str]] = set()
         self._lr_settable = _lr_variable(optimizer) is not None
 
@@ -94,6 +101,8 @@ class Trainer:
         open: the experiments use several batch sizes, and each trace of a deep
         model costs as much as Keras's own first step (a minute for 1000 layers)."""
         args = tuple(to_tensors(a) for a in args)
+        if self.eager:
+            return args
         specs = tree.map_structure(
             lambda t: None if t is None else tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype),
             args,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradscope.engine.compiling import step_function
 from gradscope.engine.layers import LayerMeta, own_variables
 from gradscope.engine.probe import summed_rows
 from gradscope.engine.taps import MOMENT_SAMPLES, ActivationTaps
@@ -30,7 +31,13 @@ class HistogramProbe:
     """Compiled histograms of every reported layer, from one batch."""
 
     def __init__(
-        self, model: Any, optimizer: Any, loss_fn: Any, layers: list[Any], metas: list[LayerMeta]
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: Any,
+        layers: list[Any],
+        metas: list[LayerMeta],
+        eager: bool = False,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -48,7 +55,7 @@ class HistogramProbe:
         self.taps = ActivationTaps(layers, [m.activation for m in metas])
         self.slots: list[tuple[int, str]] = []  # (layer, kind) of each packed row
         self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
-        self._fn = tf.function(self._histograms, reduce_retracing=True)
+        self._fn = step_function(self._histograms, eager)
 
     def _histograms(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
         with self.taps.recording():

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradscope.engine.compiling import step_function
 from gradscope.engine.layers import LayerMeta, own_variables
 from gradscope.engine.taps import ActivationTaps
 from gradscope.engine.training import forward_losses
@@ -104,6 +105,7 @@ class ProbeStep:
         loss_fn: LossFn,
         layers: list[Any],
         metas: list[LayerMeta],
+        eager: bool = False,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -123,7 +125,7 @@ class ProbeStep:
         self.tapped: list[int] = []
         self.disconnected: list[int] = []  # trainable variables with no gradient (None)
         self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
-        self._fn = tf.function(self._step, reduce_retracing=True)
+        self._fn: Any = step_function(self._step, eager)
 
     def _step(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
         with self.taps.recording():

@@ -7,6 +7,8 @@ from typing import Any
 import tensorflow as tf
 from keras.src import tree
 
+from gradscope.engine.compiling import step_function
+
 
 def to_tensors(struct: Any) -> Any:
     """A (nested) batch element as tensors; None stays None."""
@@ -63,10 +65,10 @@ class BatchNormCalibration:
     shows what a training step sees, without dropout's noise.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, eager: bool = False) -> None:
         self.model = model
         self.layers = batch_norms(model)
-        self._fn = tf.function(self._forward, reduce_retracing=True)
+        self._fn = step_function(self._forward, eager)
 
     def _forward(self, x: Any) -> None:
         self.model(x, training=True)
