@@ -209,7 +209,8 @@ def _trimmed(tb: types.TracebackType | None) -> types.TracebackType | None:
         keep = frames
     if len(keep) == len(frames):
         return frames[0] if frames else None
-    rebuilt: types.TracebackType | None = None
-    for frame in reversed(keep):
-        rebuilt = types.TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
-    return rebuilt
+    # Relinked, not rebuilt: a new entry needs the line number, and an entry
+    # whose instruction has none (a signal raised between lines) gives None.
+    for entry, after in zip(keep, [*keep[1:], None], strict=True):
+        entry.tb_next = after
+    return keep[0]

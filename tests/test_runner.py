@@ -154,6 +154,41 @@ def test_users_exception_keeps_their_traceback_without_ours(tmp_path):
     assert "gradscope" + os.sep not in text
 
 
+def test_a_traceback_entry_without_a_line_number_is_trimmed_like_any_other(tmp_path):
+    # given a script whose error passed through an instruction with no line
+    # number (as when a signal is raised between two lines of a library)
+    script = write(
+        tmp_path / "train.py",
+        """\
+        import types
+
+        def load():
+            raise ValueError("labels are missing")
+
+        try:
+            load()
+        except ValueError as error:
+            tb = error.__traceback__
+            code = tb.tb_frame.f_code
+            # an instruction the compiler gave no line (an except block's cleanup)
+            index = next(i for i, p in enumerate(code.co_positions()) if p[0] is None)
+            no_line = types.TracebackType(tb.tb_next, tb.tb_frame, 2 * index, -1)
+            assert no_line.tb_lineno is None
+            raise error.with_traceback(no_line)
+        """,
+    )
+
+    outcome = run(script)
+
+    # then the user still gets their own error, without our frames
+    assert outcome.kind == "raised"
+    assert isinstance(outcome.error, ValueError)
+    text = outcome.format_traceback()
+    assert text.splitlines()[-1] == "ValueError: labels are missing"
+    assert f'File "{script}", line 4, in load' in text
+    assert "gradscope" + os.sep not in text
+
+
 def test_chained_exceptions_are_trimmed_too(tmp_path):
     script = write(
         tmp_path / "train.py",
