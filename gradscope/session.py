@@ -197,10 +197,11 @@ class Session:
 
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.dynamic import run_dynamic
+        from gradscope.checks.facts import EmbeddingIds
         from gradscope.checks.static import needs_evidence, run_static
         from gradscope.engine.compiling import EAGER_LAYERS, runs_eagerly
         from gradscope.engine.experiments import Trainer, run_experiments
-        from gradscope.engine.facts import model_facts
+        from gradscope.engine.facts import embedding_ids_in_range, model_facts
         from gradscope.engine.histograms import HistogramProbe
         from gradscope.engine.layers import describe, layer_config, probe_layers
         from gradscope.engine.probe import ProbeStep
@@ -247,8 +248,12 @@ class Session:
             # Static checks read labels from a data sample and outputs from one eager call.
             sx, sy, _ = sample
             # Outputs as a training step sees them (batch statistics in BatchNormalization).
-            BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
-            facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
+            ids: list[EmbeddingIds] = []
+            with embedding_ids_in_range([]):
+                BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
+            with embedding_ids_in_range(ids):
+                facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
+            facts = replace(facts, embedding_ids=tuple(ids))
             facts = _with_trainable(facts, _user_trainable_facts(model))
             static = run_static(facts, _batch_facts(self._data_kind, batches))
             # Some static findings are only a problem if the model then fails to

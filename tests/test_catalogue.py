@@ -57,6 +57,10 @@ def _seeded() -> None:
 
 # check id -> (scenario, a phrase its message must quote)
 CASES: dict[str, tuple[Case, str]] = {
+    "embedding-out-of-range": (
+        lambda: diagnose(_embedded(input_dim=10), IDS, (IDS.sum(axis=1) > IDS.sum(axis=1).mean()).astype("int64")),
+        "input_dim=10",
+    ),
     "logits-mismatch": (
         lambda: diagnose(mlp(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)), X, Y),
         "from_logits=True",
@@ -160,6 +164,18 @@ class WithUnusedHead(keras.Model):
         return self.out(h)
 
 
+IDS = RNG.integers(0, 50, size=(256, 8))  # token ids from a 50-word vocabulary
+
+
+def _embedded(input_dim: int) -> keras.Model:
+    model = keras.Sequential([
+        keras.Input((8,), dtype="int32"), L.Embedding(input_dim, 4), L.GlobalAveragePooling1D(),
+        L.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
 def _disconnected() -> keras.Model:
     model = WithUnusedHead()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -196,6 +212,8 @@ def test_check_fires_with_its_evidence(check: str) -> None:
         ("one-hot with categorical", lambda: diagnose(mlp(loss="categorical_crossentropy"), X,
                                                       np.eye(10, dtype="float32")[Y])),
         ("shuffled tf.data", lambda: diagnose(mlp(), _sorted_dataset().unbatch().shuffle(2000, seed=0).batch(32))),
+        ("embedding sized to its ids", lambda: diagnose(
+            _embedded(input_dim=50), IDS, (IDS.sum(axis=1) > IDS.sum(axis=1).mean()).astype("int64"))),
     ],
 )
 def test_healthy_models_get_no_error_and_no_warning(name: str, scenario: Case) -> None:

@@ -61,6 +61,7 @@ _ENTRIES = [
     ("custom-train-step", "info", "cause", "probed through the compiled loss, not the model's own train_step"),
     ("dropout-too-high", "error", "cause", "dropout drops nearly every unit"),
     ("batch-norm-single-sample", "error", "cause", "BatchNormalization on batches of one sample"),
+    ("embedding-out-of-range", "error", "cause", "Embedding ids outside its input_dim"),
 ]
 
 CATALOGUE: dict[str, CheckInfo] = {

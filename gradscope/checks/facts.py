@@ -143,6 +143,18 @@ class OutputFacts:
 
 
 @dataclass(frozen=True)
+class EmbeddingIds:
+    """The ids an Embedding layer received in the static checks' forward pass."""
+
+    layer: str
+    input_dim: int
+    min_id: int
+    max_id: int
+    outside: int  # ids outside [0, input_dim)
+    total: int
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     name: str
     total_params: int
@@ -159,6 +171,7 @@ class ModelFacts:
     notes: tuple[str, ...] = field(default_factory=tuple)
     dropout_rates: tuple[tuple[str, float], ...] = ()  # (layer, rate) of each Dropout-like layer
     batch_norm_layers: tuple[str, ...] = ()  # trainable BatchNormalization layers
+    embedding_ids: tuple[EmbeddingIds, ...] = ()  # per Embedding layer, in call order
 
 
 @dataclass(frozen=True)

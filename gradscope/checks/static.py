@@ -801,6 +801,7 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
     found += frozen(facts)
     found += batch_norm_single_sample(facts, batches)
     found += dropout_too_high(facts)
+    found += embedding_out_of_range(facts)
     for out in facts.outputs:
         found += single_unit_softmax(out)
         found += label_smoothing(out)
@@ -846,6 +847,40 @@ def dropout_too_high(facts: ModelFacts) -> list[Verdict]:
             rate=worst,
         )
     ]
+
+
+def embedding_out_of_range(facts: ModelFacts) -> list[Verdict]:
+    """Ids outside [0, input_dim): on CPU the fit stops with InvalidArgumentError,
+    on a GPU the lookup returns zeros, so those tokens carry nothing."""
+    merged: dict[str, list[int]] = {}  # layer -> [input_dim, min, max, outside, total]
+    for e in facts.embedding_ids:
+        m = merged.setdefault(e.layer, [e.input_dim, e.min_id, e.max_id, 0, 0])
+        m[1], m[2] = min(m[1], e.min_id), max(m[2], e.max_id)
+        m[3] += e.outside
+        m[4] += e.total
+    found = []
+    for layer, (dim, lo, hi, outside, total) in merged.items():
+        if not outside:
+            continue
+        share = outside / total
+        found.append(
+            verdict(
+                "embedding-out-of-range",
+                layer,
+                f"Embedding '{layer}' has input_dim={dim} (ids 0..{dim - 1}) but receives ids "
+                f"from {lo} to {hi}: {share:.0%} of them are outside its table. On CPU the fit "
+                "stops with InvalidArgumentError; on a GPU their lookups return zeros, so "
+                "those tokens carry nothing.",
+                f"Size the table to the vocabulary: Embedding(input_dim={max(hi + 1, dim)}, ...)  "
+                "(the largest id + 1; with a tokenizer, its vocabulary size)"
+                + ("; map negative ids (padding?) to 0." if lo < 0 else "."),
+                input_dim=dim,
+                min_id=lo,
+                max_id=hi,
+                outside_fraction=share,
+            )
+        )
+    return found
 
 
 def batch_norm_single_sample(facts: ModelFacts, b: BatchFacts | None) -> list[Verdict]:

@@ -10,7 +10,7 @@ import numpy as np
 from keras.src import tree
 from keras.src.layers.layer import Layer
 
-from gradscope.checks.facts import ModelFacts, OutputFacts, summarize
+from gradscope.checks.facts import EmbeddingIds, ModelFacts, OutputFacts, summarize
 from gradscope.engine.layers import activation_kind, own_variables, probe_layers
 from gradscope.engine.training import batch_norms
 
@@ -107,6 +107,39 @@ def _labels_per_output(y: Any, output_names: list[str]) -> list[Any]:
     if isinstance(y, (list, tuple)) and len(output_names) > 1:
         return list(y) + [None] * (len(output_names) - len(y))
     return [y] + [None] * (len(output_names) - 1)
+
+
+@contextmanager
+def embedding_ids_in_range(found: list[EmbeddingIds]) -> Iterator[None]:
+    """During eager calls: record the ids each Embedding layer receives and clip
+    those outside [0, input_dim) into it. On CPU such an id stops the call
+    (InvalidArgumentError: every static check would be lost with it); on a GPU
+    its lookup silently gives zeros. Recorded, it is a verdict of its own."""
+    from keras.layers import Embedding
+
+    original = Layer.__call__
+
+    def checked_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(layer, Embedding) and args:
+            try:
+                ids = np.asarray(args[0])
+            except Exception:  # noqa: BLE001 - symbolic or exotic inputs: nothing to check
+                ids = None
+            if ids is not None and ids.size and ids.dtype.kind in "iuf":
+                dim = int(layer.input_dim)
+                outside = int(np.count_nonzero((ids < 0) | (ids >= dim)))
+                found.append(
+                    EmbeddingIds(layer.name, dim, int(np.min(ids)), int(np.max(ids)), outside, int(ids.size))
+                )
+                if outside:
+                    args = (np.clip(ids, 0, dim - 1).astype(ids.dtype), *args[1:])
+        return original(layer, *args, **kwargs)
+
+    Layer.__call__ = checked_call  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Layer.__call__ = original  # type: ignore[method-assign]
 
 
 @contextmanager
