@@ -549,7 +549,8 @@ def _batch_facts(kind: str, batches: list[Any]) -> Any:
 
     xs = [first(b[0]) for b in batches]
     ys = [first(b[1]) for b in batches]
-    return batch_facts(kind, [x for x in xs if x is not None], ys)
+    weights = [w for b in batches for w in tree.flatten(b[2]) if b[2] is not None]
+    return batch_facts(kind, [x for x in xs if x is not None], ys, weights=weights)
 
 
 def _owner_name(probe: Any, var_index: int) -> str:

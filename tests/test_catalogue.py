@@ -57,6 +57,10 @@ def _seeded() -> None:
 
 # check id -> (scenario, a phrase its message must quote)
 CASES: dict[str, tuple[Case, str]] = {
+    "zero-sample-weights": (
+        lambda: diagnose(mlp(), X, Y, sample_weight=np.zeros(len(X), dtype="float32")),
+        "every sample weight",
+    ),
     "embedding-out-of-range": (
         lambda: diagnose(_embedded(input_dim=10), IDS, (IDS.sum(axis=1) > IDS.sum(axis=1).mean()).astype("int64")),
         "input_dim=10",

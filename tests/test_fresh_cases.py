@@ -90,7 +90,9 @@ def test_a_multi_label_model_is_scored_per_label_not_by_argmax() -> None:
     assert "accuracy-at-baseline" not in found.ids, found.ids
 
 
-def _digits_mlp(optimizer: keras.optimizers.Optimizer) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+def _digits_mlp(
+    optimizer: keras.optimizers.Optimizer | str, loss: object = "sparse_categorical_crossentropy"
+) -> tuple[keras.Model, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -99,7 +101,7 @@ def _digits_mlp(optimizer: keras.optimizers.Optimizer) -> tuple[keras.Model, np.
         keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    model.compile(optimizer, "sparse_categorical_crossentropy")
+    model.compile(optimizer, loss)
     return model, (digits.data / 16.0).astype("float32"), digits.target
 
 
@@ -210,3 +212,49 @@ def test_a_gradient_huge_before_any_update_is_blamed_on_the_init_not_the_rate() 
     first = found.verdicts[0]
     assert first.check == "exploding-gradient" and first.evidence.get("from_start") is True
     assert "initialis" in first.fix
+
+
+def test_sample_weights_of_zero_are_the_cause_and_not_the_learning_rate() -> None:
+    # Given sample weights computed with an integer division: 0 for every sample
+    model, x, y = _digits_mlp("adam")
+    weights = (np.arange(len(x)) // len(x)).astype("float32")
+    found = diagnose(model, x, y, sample_weight=weights, steps=3, budget=2.0)
+    # Then the weights are named first, and no learning rate is blamed for steps
+    # that are 0 because the gradient is
+    first = found.verdicts[0]
+    assert (first.check, first.severity) == ("zero-sample-weights", "error")
+    assert "every sample weight" in first.message
+    assert "lr-too-low" not in found.ids, found.ids
+
+
+def test_a_loss_that_rounds_the_predictions_cuts_every_gradient() -> None:
+    import tensorflow as tf
+
+    # Given a custom loss that rounds the predictions (tf.round has no gradient)
+    def rounded_mse(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(tf.square(y_true - tf.round(y_pred)), axis=-1)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype("float32")
+    y = np.round(np.abs(3 * x[:, 0] + x[:, 1])).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile("adam", rounded_mse)
+    found = diagnose(model, x, y, steps=3, budget=2.0)
+    # Then one error says the loss is cut off from the weights, and what cuts it
+    first = found.verdicts[0]
+    assert (first.check, first.severity) == ("zero-gradient", "error")
+    assert "no trainable variable gets a gradient" in first.message
+    assert "round" in first.fix
+    assert found.ids.count("zero-gradient") == 1
+    assert "lr-too-low" not in found.ids, found.ids
+
+
+def test_kl_divergence_on_class_ids_is_a_label_mismatch() -> None:
+    # Given class ids 0..9 with loss='kl_divergence' (Keras's fit crashes on the shapes)
+    model, x, y = _digits_mlp("adam", loss="kl_divergence")
+    found = diagnose(model, x, y, steps=2, budget=0)
+    first = found.verdicts[0]
+    assert first.check == "loss-label-mismatch"
+    assert "KL divergence" in first.message and "sparse_categorical_crossentropy" in first.fix

@@ -62,6 +62,7 @@ _ENTRIES = [
     ("dropout-too-high", "error", "cause", "dropout drops nearly every unit"),
     ("batch-norm-single-sample", "error", "cause", "BatchNormalization on batches of one sample"),
     ("embedding-out-of-range", "error", "cause", "Embedding ids outside its input_dim"),
+    ("zero-sample-weights", "error", "cause", "sample weights are 0 for (nearly) every sample"),
 ]
 
 CATALOGUE: dict[str, CheckInfo] = {

@@ -172,25 +172,43 @@ def _median_over_steps(grid: np.ndarray) -> np.ndarray:
 
 def zero_gradient(p: ProbeFacts) -> list[Verdict]:
     found: list[Verdict] = []
+    with_weights = [i for i in range(len(p.layers)) if np.any(np.isfinite(p.grad_norm[:, i]))]
+    cut_off = {name.split("/")[0] for name in p.disconnected}
     if p.disconnected:
         shown = ", ".join(p.disconnected[:6])
+        # No variable at all on the loss's path: the loss itself is cut off from
+        # the model (an op without a gradient in it, or outputs it never reads).
+        nothing = bool(with_weights) and all(p.layers[i] in cut_off for i in with_weights)
         found.append(
             verdict(
                 "zero-gradient",
                 p.disconnected[0].split("/")[0],
-                f"{len(p.disconnected)} trainable variable(s) get no gradient at all "
-                f"(not connected to the loss): {shown}.",
-                "Make sure every trainable layer is used on the path to the model's outputs "
-                "(a layer created but never called, an output not in the loss, a "
-                "tf.stop_gradient or a non-differentiable op such as argmax or round).",
-                severity="warning",
+                (
+                    "no trainable variable gets a gradient: the loss does not depend on the "
+                    f"model's weights as TensorFlow differentiates it ({shown})."
+                    if nothing
+                    else f"{len(p.disconnected)} trainable variable(s) get no gradient at all "
+                    f"(not connected to the loss): {shown}."
+                ),
+                (
+                    "Make the loss differentiable in the predictions: a custom loss or model "
+                    "code must not pass them through round, argmax, a cast to int, a "
+                    "comparison or tf.stop_gradient (use y_pred itself, or a smooth "
+                    "stand-in such as a sigmoid for a threshold)."
+                    if nothing
+                    else "Make sure every trainable layer is used on the path to the model's "
+                    "outputs (a layer created but never called, an output not in the loss, a "
+                    "tf.stop_gradient or a non-differentiable op such as argmax or round)."
+                ),
+                severity="error" if nothing else "warning",
                 variables=list(p.disconnected[:20]),
             )
         )
     if p.grad_norm.size == 0 or not np.all(np.isfinite(p.losses)):
         return found
     zero_every_step = np.all(p.grad_norm == 0.0, axis=0)
-    names = [p.layers[i] for i in np.where(zero_every_step)[0]]
+    # (Layers with no gradient at all are said above: their zeros are no news.)
+    names = [p.layers[i] for i in np.where(zero_every_step)[0] if p.layers[i] not in cut_off]
     zero_weights = [p.layers[i] for i in _zero_weight_layers(p)]
     if zero_weights:
         found.append(
@@ -208,7 +226,6 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
             )
         )
         names = [n for n in names if n not in zero_weights]
-    with_weights = [i for i in range(len(p.layers)) if np.any(np.isfinite(p.grad_norm[:, i]))]
     if names:
         everything = len(names) == len(with_weights)
         found.append(
@@ -216,7 +233,7 @@ def zero_gradient(p: ProbeFacts) -> list[Verdict]:
                 "zero-gradient",
                 names[0],
                 f"{'every' if everything else len(names)} trainable layer"
-                f"{'' if len(names) == 1 else 's'} ({', '.join(names[:6])}) got an exactly-zero "
+                f"{'' if len(names) == 1 or everything else 's'} ({', '.join(names[:6])}) got an exactly-zero "
                 f"gradient in all {p.grad_norm.shape[0]} probe steps: "
                 + ("nothing can learn." if everything else
                    ("it cannot learn." if len(names) == 1 else "they cannot learn.")),
@@ -474,17 +491,26 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
             )
         ]
     flat = abs(e.overfit_loss_end - e.overfit_loss_start) <= 1e-3 * max(abs(e.overfit_loss_start), 1e-12)
+    # Adam-family steps are lr * m / (sqrt(v) + epsilon): a large epsilon
+    # (the TF1 docs' 1.0 or 0.1) shrinks every step as much as a tiny rate.
+    eps = e.optimizer_epsilon
+    big_eps = eps is not None and eps >= 1e-2
+    # Clipping every gradient to a tiny norm (or value) caps each step at
+    # lr x that, whatever the gradient says.
+    clip = e.optimizer_clip if e.optimizer_clip and e.optimizer_clip[1] <= CLIP_TINY else None
+    # Steps are small because the gradient is (exactly zero: zero-gradient says
+    # why), or a sweep found no higher rate doing better: the rate is not it.
+    grads = p.grad_norm[np.isfinite(p.grad_norm)]
+    no_gradient = grads.size > 0 and not np.any(grads > 0)
+    no_higher_rate = (
+        best is not None and user_lr is not None and best[0] <= user_lr and not (big_eps or clip)
+    )
+    if no_gradient or no_higher_rate:
+        return []
     if (ratio <= UPDATE_LOW and (flat or sweep_says_higher)) or (ratio <= 1e-4 and sweep_says_higher):
-        # Adam-family steps are lr * m / (sqrt(v) + epsilon): a large epsilon
-        # (the TF1 docs' 1.0 or 0.1) shrinks every step as much as a tiny rate.
-        eps = e.optimizer_epsilon
-        big_eps = eps is not None and eps >= 1e-2
         eps_text = (
             f"; the optimizer's epsilon={eps:g} divides each step by about that much" if big_eps else ""
         )
-        # Clipping every gradient to a tiny norm (or value) caps each step at
-        # lr x that, whatever the gradient says.
-        clip = e.optimizer_clip if e.optimizer_clip and e.optimizer_clip[1] <= CLIP_TINY else None
         if clip:
             eps_text += (
                 f"; the optimizer clips every gradient to {clip[0]}={clip[1]:g}, which caps "

@@ -260,9 +260,16 @@ class BatchFacts:
     batch_class: tuple[int, ...] = ()  # the most common class per batch
     shuffle: bool = True
     batch_sizes: tuple[int, ...] = ()  # samples per probe batch
+    zero_weight_share: float | None = None  # share of samples weighted 0 (None: no weights)
 
 
-def batch_facts(kind: str, xs: list[np.ndarray], ys: list[np.ndarray | None], shuffle: bool = True) -> BatchFacts:
+def batch_facts(
+    kind: str,
+    xs: list[np.ndarray],
+    ys: list[np.ndarray | None],
+    shuffle: bool = True,
+    weights: list[np.ndarray] | None = None,
+) -> BatchFacts:
     """Facts from the first input and label leaf of each probe batch."""
     identical = sum(1 for a, b in zip(xs, xs[1:], strict=False) if _same_batch(a, b))
     majority: list[float] = []
@@ -283,7 +290,20 @@ def batch_facts(kind: str, xs: list[np.ndarray], ys: list[np.ndarray | None], sh
         batch_class=tuple(classes),
         shuffle=shuffle,
         batch_sizes=tuple(int(x.shape[0]) if x.ndim else 1 for x in xs),
+        zero_weight_share=_zero_share(weights),
     )
+
+
+def _zero_share(weights: list[np.ndarray] | None) -> float | None:
+    """Share of the weights that are exactly 0 (None without numeric weights)."""
+    try:
+        flat = [np.asarray(w, dtype=np.float64).ravel() for w in weights or []]
+    except (TypeError, ValueError):
+        return None
+    total = sum(w.size for w in flat)
+    if not total:
+        return None
+    return sum(int(np.count_nonzero(w == 0)) for w in flat) / total
 
 
 def _same_batch(a: np.ndarray, b: np.ndarray) -> bool:

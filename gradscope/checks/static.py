@@ -299,6 +299,28 @@ def loss_label_mismatch(out: OutputFacts) -> list[Verdict]:
                 values=list(labels.unique[:8]),
             )
         )
+    elif (
+        out.loss == "kld"
+        and _sparse_shaped(labels)
+        and labels.integer_valued
+        and out.units is not None
+        and out.units > 1
+    ):
+        found.append(
+            verdict(
+                "loss-label-mismatch",
+                "labels",
+                f"the labels are integer class ids (shape {labels.shape}, values "
+                f"{_values(labels)}) but the loss is KL divergence ('{out.loss_display}'), "
+                f"which compares two probability distributions: it expects rows of length "
+                f"{out.units} that sum to 1.",
+                "Use loss='sparse_categorical_crossentropy' (KL divergence against one-hot "
+                "targets is the same loss up to a constant), or one-hot encode the labels: "
+                f"y = keras.utils.to_categorical(y, {out.units})",
+                labels_shape=labels.shape,
+                values=list(labels.unique[:8]),
+            )
+        )
     elif out.loss == SPARSE and out.units is not None and _sparse_shaped(labels):
         one_based = labels.min == 1 and labels.max == out.units
         too_few_units = labels.min >= 0 and labels.max >= out.units and not one_based
@@ -789,6 +811,7 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
     found: list[Verdict] = []
     sorted_prefix = False
     if batches is not None:
+        found += zero_sample_weights(batches)
         found += repeated_batch(batches)
         labels = facts.outputs[0].labels if facts.outputs else None
         ordered = ordered_labels(batches, labels)
@@ -845,6 +868,36 @@ def dropout_too_high(facts: ModelFacts) -> list[Verdict]:
             severity="error" if worst >= DROPOUT_ERROR else "warning",
             layers=[name for name, _ in high],
             rate=worst,
+        )
+    ]
+
+
+# Shares of samples with weight 0 from which the weights leave too little to
+# learn from (warning) or nothing at all (error).
+ZERO_WEIGHTS_WARN = 0.9
+
+
+def zero_sample_weights(b: BatchFacts) -> list[Verdict]:
+    """sample_weight (or class_weight) of 0 for (nearly) every sample: those
+    samples add nothing to the loss or its gradient."""
+    share = b.zero_weight_share
+    if share is None or share < ZERO_WEIGHTS_WARN:
+        return []
+    every = share >= 1.0
+    return [
+        verdict(
+            "zero-sample-weights",
+            "sample_weight",
+            f"{'every' if every else f'{share:.0%} of the'} sample weight"
+            f"{'' if every else 's'} in the probe batches "
+            f"{'is' if every else 'are'} 0 (sample_weight or class_weight): "
+            + ("the loss is 0 whatever the model predicts, so no step changes anything."
+               if every else "the model learns from the few samples left."),
+            "Check how the weights are computed (integer division, a mask inverted, a "
+            "class_weight of 0): e.g. w = age / len(x), not age // len(x); weights should "
+            "average about 1.",
+            severity="error" if every else "warning",
+            zero_share=share,
         )
     ]
 
