@@ -59,7 +59,7 @@ def _seeded() -> None:
 CASES: dict[str, tuple[Case, str]] = {
     "zero-sample-weights": (
         lambda: diagnose(mlp(), X, Y, sample_weight=np.zeros(len(X), dtype="float32")),
-        "every sample weight",
+        "every sample in the probe batches has weight 0",
     ),
     "embedding-out-of-range": (
         lambda: diagnose(_embedded(input_dim=10), IDS, (IDS.sum(axis=1) > IDS.sum(axis=1).mean()).astype("int64")),

@@ -223,7 +223,7 @@ def test_sample_weights_of_zero_are_the_cause_and_not_the_learning_rate() -> Non
     # that are 0 because the gradient is
     first = found.verdicts[0]
     assert (first.check, first.severity) == ("zero-sample-weights", "error")
-    assert "every sample weight" in first.message
+    assert "every sample in the probe batches has weight 0" in first.message
     assert "lr-too-low" not in found.ids, found.ids
 
 
@@ -258,3 +258,23 @@ def test_kl_divergence_on_class_ids_is_a_label_mismatch() -> None:
     first = found.verdicts[0]
     assert first.check == "loss-label-mismatch"
     assert "KL divergence" in first.message and "sparse_categorical_crossentropy" in first.fix
+
+
+def test_temporal_weights_that_zero_long_padding_are_not_zero_sample_weights() -> None:
+    from gradscope.checks.facts import batch_facts
+    from gradscope.checks.static import zero_sample_weights
+
+    # Given per-timestep weights (n, T) that zero 95 % of each sequence (its padding)
+    weights = np.zeros((32, 100), dtype="float32")
+    weights[:, :5] = 1.0
+    x = np.zeros((32, 100, 4), dtype="float32")
+    facts = batch_facts("arrays", [x, x], [None, None], weights=[weights, weights])
+    # Then no sample counts as unweighted, and nothing is said
+    assert facts.zero_weight_share == 0.0
+    assert zero_sample_weights(facts) == []
+    # while per-sample weights of 0 for 30 of 32 samples are a warning
+    per_sample = np.zeros(32, dtype="float32")
+    per_sample[:2] = 1.0
+    found = zero_sample_weights(batch_facts("arrays", [x], [None], weights=[per_sample]))
+    assert [(v.check, v.severity) for v in found] == [("zero-sample-weights", "warning")]
+    assert "94% of the samples" in found[0].message

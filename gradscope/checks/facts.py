@@ -295,15 +295,21 @@ def batch_facts(
 
 
 def _zero_share(weights: list[np.ndarray] | None) -> float | None:
-    """Share of the weights that are exactly 0 (None without numeric weights)."""
-    try:
-        flat = [np.asarray(w, dtype=np.float64).ravel() for w in weights or []]
-    except (TypeError, ValueError):
-        return None
-    total = sum(w.size for w in flat)
-    if not total:
-        return None
-    return sum(int(np.count_nonzero(w == 0)) for w in flat) / total
+    """Share of the samples whose weights are all exactly 0 (None without
+    numeric weights). Per sample: temporal weights that zero a sequence's
+    padding leave the sample itself weighted."""
+    zero = total = 0
+    for w in weights or []:
+        try:
+            a = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if a.size == 0:
+            continue
+        per_sample = np.all(a.reshape(a.shape[0], -1) == 0, axis=1) if a.ndim else a.reshape(1) == 0
+        zero += int(np.count_nonzero(per_sample))
+        total += int(per_sample.size)
+    return zero / total if total else None
 
 
 def _same_batch(a: np.ndarray, b: np.ndarray) -> bool:

@@ -888,9 +888,8 @@ def zero_sample_weights(b: BatchFacts) -> list[Verdict]:
         verdict(
             "zero-sample-weights",
             "sample_weight",
-            f"{'every' if every else f'{share:.0%} of the'} sample weight"
-            f"{'' if every else 's'} in the probe batches "
-            f"{'is' if every else 'are'} 0 (sample_weight or class_weight): "
+            f"{'every sample' if every else f'{share:.0%} of the samples'} in the probe "
+            f"batches {'has' if every else 'have'} weight 0 (sample_weight or class_weight): "
             + ("the loss is 0 whatever the model predicts, so no step changes anything."
                if every else "the model learns from the few samples left."),
             "Check how the weights are computed (integer division, a mask inverted, a "
