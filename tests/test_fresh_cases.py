@@ -278,3 +278,31 @@ def test_temporal_weights_that_zero_long_padding_are_not_zero_sample_weights() -
     found = zero_sample_weights(batch_facts("arrays", [x], [None], weights=[per_sample]))
     assert [(v.check, v.severity) for v in found] == [("zero-sample-weights", "warning")]
     assert "94% of the samples" in found[0].message
+
+
+def test_a_model_with_text_vectorization_is_probed_on_a_clone() -> None:
+    import tensorflow as tf
+
+    # Given a text classifier whose first layer is an adapted TextVectorization
+    # (its vocabulary lives in a lookup table, which clone_model leaves empty)
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "fine", "bad", "poor", "the", "movie", "was", "plot"])
+    labels = rng.integers(0, 2, 256)
+    texts = np.array([
+        " ".join(rng.choice(words[4:], 4)) + " " + ("good fine" if lab else "bad poor")
+        for lab in labels
+    ])
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=6)
+    vectorize.adapt(texts)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((1,), dtype="string"), vectorize, keras.layers.Embedding(20, 8),
+        keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile("adam", "binary_crossentropy")
+    data = tf.data.Dataset.from_tensor_slices((texts[:, None], labels)).batch(32)
+    found = diagnose(model, data, steps=3, budget=1.0)
+    # Then the probe runs on a clone that carries the vocabulary: no failure, no note
+    assert "probe-failed" not in found.ids, found.ids
+    notes = [e.text for e in found.events if type(e).__name__ == "Note"]
+    assert not [n for n in notes if "could not be cloned" in n], notes

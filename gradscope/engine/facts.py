@@ -125,14 +125,17 @@ def embedding_ids_in_range(found: list[EmbeddingIds]) -> Iterator[None]:
                 ids = np.asarray(args[0])
             except Exception:  # noqa: BLE001 - symbolic or exotic inputs: nothing to check
                 ids = None
-            if ids is not None and ids.size and ids.dtype.kind in "iuf":
-                dim = int(layer.input_dim)
-                outside = int(np.count_nonzero((ids < 0) | (ids >= dim)))
-                found.append(
-                    EmbeddingIds(layer.name, dim, int(np.min(ids)), int(np.max(ids)), outside, int(ids.size))
-                )
-                if outside:
-                    args = (np.clip(ids, 0, dim - 1).astype(ids.dtype), *args[1:])
+            if ids is not None and ids.dtype.kind in "iuf":
+                # (NaN ids are nonfinite-input's; they are left as they are here.)
+                valid = ids[np.isfinite(ids)] if ids.dtype.kind == "f" else ids.ravel()
+                if valid.size:
+                    dim = int(layer.input_dim)
+                    outside = int(np.count_nonzero((valid < 0) | (valid >= dim)))
+                    found.append(EmbeddingIds(
+                        layer.name, dim, int(valid.min()), int(valid.max()), outside, int(valid.size)
+                    ))
+                    if outside:
+                        args = (np.clip(ids, 0, dim - 1).astype(ids.dtype), *args[1:])
         return original(layer, *args, **kwargs)
 
     Layer.__call__ = checked_call  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 from keras.src.trainers.compile_utils import CompileLoss
 
 from gradscope.engine.snapshot import VariableSnapshot, nbytes
@@ -128,6 +129,7 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
                 raise ValueError("the clone's layers do not line up with the model's")
             if copy.trainable != layer.trainable:
                 copy.trainable = layer.trainable
+            _copy_lookup_table(layer, copy)
             # A subclassed model's clone builds its sublayers anew, under fresh
             # auto-names (dense_7 for the user's dense): rows must carry the user's.
             if copy.name != layer.name:
@@ -150,6 +152,23 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
         model, user_opt, loss_fn,
         f"the model could not be cloned ({reason}); probed in place and restored every variable",
     )
+
+
+def _copy_lookup_table(layer: Any, copy: Any) -> None:
+    """A lookup layer's vocabulary (TextVectorization, StringLookup, IntegerLookup)
+    lives in a table, not in variables: the clone's table is empty (its first call
+    fails with "Table not initialized") until it gets the same vocabulary."""
+    if not (hasattr(layer, "get_vocabulary") and hasattr(copy, "set_vocabulary")):
+        return
+    vocabulary = layer.get_vocabulary()
+    try:
+        if list(copy.get_vocabulary()) == list(vocabulary):
+            return  # given in the layer's config: already there
+    except Exception:  # noqa: BLE001 - an uninitialised table cannot even be read
+        pass
+    lookup = getattr(layer, "_lookup_layer", layer)
+    idf = getattr(lookup, "idf_weights", None) if getattr(lookup, "output_mode", None) == "tf_idf" else None
+    copy.set_vocabulary(vocabulary, idf_weights=None if idf is None else np.asarray(idf))
 
 
 def _in_place(model: Any, user_opt: Any, loss_fn: Any, note: str) -> ProbeTarget:
