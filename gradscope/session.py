@@ -182,6 +182,8 @@ class Session:
         self._batch_size = data.batch_size or 32
         # Take the probe batches first: a generator's fit_args replays what was taken.
         batches = data.probe_batches(max(1, self.options.steps))
+        # (Outside preserved_rng: the generator goes on from where it stops.)
+        data.read_for_sample(self._budget_steps)
         args, kwargs = data.fit_args()
         if not batches:
             raise ValueError("the training data yielded no batch")

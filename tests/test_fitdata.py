@@ -256,6 +256,25 @@ def test_infinite_generator_with_steps_per_epoch(recorder: Recorder) -> None:
     assert_same_batches(record_fit(recorder, *args, **kwargs), base)
 
 
+def test_a_generators_sample_reads_on_no_further_than_fit_will(recorder: Recorder) -> None:
+    # Given an infinite generator that fit reads 2 x 4 batches of 8 from,
+    x, y = make_data(40)
+    base = record_fit(recorder, batch_generator(x, y, 8, forever=True), steps_per_epoch=4, epochs=2)
+    fd = capture_fit_data(FIT, (batch_generator(x, y, 8, forever=True),), {"steps_per_epoch": 4, "epochs": 2})
+    fd.probe_batches(3)
+    # when the sample is read for the experiments (up to 512 samples wanted),
+    fd.read_for_sample(8)
+    # then it holds all 8 batches fit reads and no more, and fit still sees each once, in order
+    assert len(fd.sample()[0]) == 64
+    args, kwargs = fd.fit_args()
+    assert_same_batches(record_fit(recorder, *args, **kwargs), base)
+    # and without a known number of batches it reads nothing more than the probe's
+    fd = capture_fit_data(FIT, (batch_generator(x, y, 8, forever=True),), {"steps_per_epoch": 4})
+    fd.probe_batches(3)
+    fd.read_for_sample(None)
+    assert len(fd.sample()[0]) == 24
+
+
 def test_generator_exhausted_early(recorder: Recorder) -> None:
     x, y = make_data(16)
     fd = capture_fit_data(FIT, (batch_generator(x, y, 8),), {})

@@ -27,6 +27,12 @@ Batch = tuple[Any, Any, Any]
 
 DEFAULT_BATCH_SIZE = 32  # Keras's own default when neither batch_size nor steps is given.
 SAMPLE_PROBE_BATCHES = 4  # batches read by `sample()` when nothing was probed yet.
+# A generator's sample is what was read from it: the experiments' held-back
+# half needs a few hundred samples to tell chance from learning, so before fit
+# gets its replay, reading goes on up to this many samples (or batches).
+GENERATOR_SAMPLE = 512
+GENERATOR_SAMPLE_MAX_BATCHES = 16
+GENERATOR_SAMPLE_MAX_BYTES = 64 * 2**20  # held until fit replays them (images are big)
 
 _SUPPORTED = (
     "NumPy arrays or tensors (also lists/dicts of them), a tf.data.Dataset, "
@@ -80,6 +86,10 @@ def _unpack(data: Any) -> Batch:
         "gradscope can't read a training element with "
         f"{len(data)} parts: fit expects x, (x,), (x, y) or (x, y, sample_weight)."
     )
+
+
+def _nbytes(struct: Any) -> int:
+    return sum(int(getattr(leaf, "nbytes", 0) or 0) for leaf in _leaves(struct))
 
 
 def _leading_dim(struct: Any) -> int | None:
@@ -230,6 +240,9 @@ class _Source:
 
     def fit_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         return args, dict(kwargs)
+
+    def read_for_sample(self, fit_batches: int | None) -> None:
+        """Read, before fit's arguments are made, what `sample()` will need."""
 
     def sample(self, max_samples: int) -> Batch:
         batches = self._cache or self.probe_batches(SAMPLE_PROBE_BATCHES)
@@ -438,6 +451,21 @@ class _GeneratorSource(_Source):
             raise self._error
         return list(self._cache[:n])
 
+    def read_for_sample(self, fit_batches: int | None) -> None:
+        # Never past what fit itself reads (epochs x steps_per_epoch): the
+        # generator's state after fit (its RNG draws, a file position) stays the
+        # same as under python. Unknown, nothing more is read.
+        most = min(GENERATOR_SAMPLE_MAX_BATCHES, fit_batches or 0)
+        n = len(self._cache)
+        while (
+            n < most
+            and sum(_leading_dim(batch[0]) or 0 for batch in self._cache) < GENERATOR_SAMPLE
+            and sum(_nbytes(batch) for batch in self._cache) < GENERATOR_SAMPLE_MAX_BYTES
+        ):
+            n += 1
+            if len(self.probe_batches(n)) < n:
+                break
+
     def fit_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         self._handed_out = True
         if not self._raw and self._error is None:
@@ -522,6 +550,13 @@ class FitData:
         if self.batch_size is None and batches:
             self.batch_size = _leading_dim(batches[0][0])
         return batches
+
+    def read_for_sample(self, fit_batches: int | None) -> None:
+        """Read what `sample()` needs from data that is gone once read (a generator:
+        replayed to fit like the probe batches), at most `fit_batches` batches in
+        all (what fit will read). Call before `fit_args()`."""
+        assert self._source is not None
+        self._source.read_for_sample(fit_batches)
 
     def fit_args(self) -> tuple[tuple, dict]:
         """(args, kwargs) for the user's original fit; it will see every batch it would have seen."""
