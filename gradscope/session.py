@@ -551,7 +551,7 @@ def _batch_facts(kind: str, batches: list[Any]) -> Any:
 
     xs = [first(b[0]) for b in batches]
     ys = [first(b[1]) for b in batches]
-    weights = [w for b in batches for w in tree.flatten(b[2]) if b[2] is not None]
+    weights = [w for b in batches if b[2] is not None for w in tree.flatten(b[2])]
     return batch_facts(kind, [x for x in xs if x is not None], ys, weights=weights)
 
 
