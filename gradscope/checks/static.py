@@ -280,43 +280,34 @@ def loss_label_mismatch(out: OutputFacts) -> list[Verdict]:
             )
         )
     elif (
-        out.loss == CATEGORICAL
+        out.loss in (CATEGORICAL, "kld")
         and _sparse_shaped(labels)
         and labels.integer_valued
         and out.units is not None
         and out.units > 1
     ):
+        # Both compare a distribution per sample: one-hot rows, not class ids.
+        kld = out.loss == "kld"
         found.append(
             verdict(
                 "loss-label-mismatch",
                 "labels",
                 f"the labels are integer class ids (shape {labels.shape}, values "
-                f"{_values(labels)}) but the loss is categorical cross-entropy "
-                f"('{out.loss_display}'), which expects one-hot rows of length {out.units}.",
-                "Use loss='sparse_categorical_crossentropy' with integer labels, or one-hot "
-                f"encode them: y = keras.utils.to_categorical(y, {out.units})",
-                labels_shape=labels.shape,
-                values=list(labels.unique[:8]),
-            )
-        )
-    elif (
-        out.loss == "kld"
-        and _sparse_shaped(labels)
-        and labels.integer_valued
-        and out.units is not None
-        and out.units > 1
-    ):
-        found.append(
-            verdict(
-                "loss-label-mismatch",
-                "labels",
-                f"the labels are integer class ids (shape {labels.shape}, values "
-                f"{_values(labels)}) but the loss is KL divergence ('{out.loss_display}'), "
-                f"which compares two probability distributions: it expects rows of length "
-                f"{out.units} that sum to 1.",
-                "Use loss='sparse_categorical_crossentropy' (KL divergence against one-hot "
-                "targets is the same loss up to a constant), or one-hot encode the labels: "
-                f"y = keras.utils.to_categorical(y, {out.units})",
+                f"{_values(labels)}) but the loss is "
+                + (
+                    f"KL divergence ('{out.loss_display}'), which compares two probability "
+                    f"distributions: it expects rows of length {out.units} that sum to 1."
+                    if kld
+                    else f"categorical cross-entropy ('{out.loss_display}'), which expects "
+                    f"one-hot rows of length {out.units}."
+                ),
+                "Use loss='sparse_categorical_crossentropy'"
+                + (
+                    " (KL divergence against one-hot targets is the same loss up to a constant), or one-hot encode the labels: "
+                    if kld
+                    else " with integer labels, or one-hot encode them: "
+                )
+                + f"y = keras.utils.to_categorical(y, {out.units})",
                 labels_shape=labels.shape,
                 values=list(labels.unique[:8]),
             )
