@@ -87,14 +87,21 @@ def trained_model() -> keras.Model:
     return model
 
 
-def test_a_model_too_large_to_clone_is_probed_in_place_and_put_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Given a model whose state counts as too large to clone, and a snapshot on disk,
+@pytest.fixture
+def too_large_to_clone(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[bytes]]:
+    """A model mid-training whose state counts as too large to clone (snapshot on
+    disk), and the bits of its variables and optimizer state."""
     monkeypatch.setattr(target_module, "CLONE_MAX_BYTES", 0)
     monkeypatch.setattr(snapshot_module, "SPILL_BYTES", 0)
     model = trained_model()
-    before = bits(list(model.variables) + list(model.optimizer.variables))
+    return model, bits(list(model.variables) + list(model.optimizer.variables))
+
+
+def test_a_model_too_large_to_clone_is_probed_in_place_and_put_back(
+    too_large_to_clone: tuple[Any, list[bytes]],
+) -> None:
+    # Given a model whose state counts as too large to clone, and a snapshot on disk,
+    model, before = too_large_to_clone
     # when the probe runs its steps on it,
     target = target_module.make_target(model, X)
     assert target.mode == "in-place" and target.snapshot is not None and target.snapshot.on_disk
@@ -114,12 +121,9 @@ def test_a_model_too_large_to_clone_is_probed_in_place_and_put_back(
 
 
 def test_the_session_leaves_a_model_probed_in_place_for_its_size_untouched(
-    monkeypatch: pytest.MonkeyPatch,
+    too_large_to_clone: tuple[Any, list[bytes]],
 ) -> None:
-    monkeypatch.setattr(target_module, "CLONE_MAX_BYTES", 0)
-    monkeypatch.setattr(snapshot_module, "SPILL_BYTES", 0)
-    model = trained_model()
-    before = bits(list(model.variables) + list(model.optimizer.variables))
+    model, before = too_large_to_clone
     bus = EventBus()
     session = Session(RunOptions(script="train.py", steps=3, probe_only=True, budget=1.0), bus)
     call = FitCall(model, (X, Y), {"batch_size": 16, "epochs": 1, "verbose": 0}, keras.Model.fit)
