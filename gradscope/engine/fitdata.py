@@ -153,6 +153,21 @@ def _concat_batches(batches: list[Batch], max_samples: int) -> Batch:
     return _map(cut, joined)
 
 
+def _shuffled_rows(batch: Batch, rng: np.random.Generator, max_samples: int) -> Batch:
+    """The batch's rows in a random order (all leaves alike), at most `max_samples`."""
+    n = _leading_dim(batch[0])
+    if not n:
+        return batch
+    perm = rng.permutation(n)[:max_samples]
+
+    def take(leaf: Any) -> Any:
+        if leaf is None or np.ndim(leaf) == 0 or np.shape(leaf)[0] != n:
+            return leaf
+        return np.asarray(leaf)[perm]
+
+    return _map(take, batch)
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 
@@ -362,9 +377,15 @@ class _ArraySource(_Source):
         return list(self._cache[:n])
 
     def sample(self, max_samples: int) -> Batch:
+        # Rows drawn across the whole training part (never validation_split's
+        # tail), left in the drawn order: fit shuffles, and whoever reads the
+        # sample's first rows (the static checks read 512, the evaluation set
+        # 256) must see a fair mix of data stored sorted by class, not its
+        # first block. The generator is private and seeded: the same sample
+        # every run, and no draw from the user's global streams.
         rng = np.random.default_rng(self._seed)
         k = min(max_samples, self.num_samples)
-        idx = np.sort(rng.choice(self.num_samples, size=k, replace=False))
+        idx = rng.choice(self.num_samples, size=k, replace=False)
         return _batch_to_numpy(self._gather(idx))
 
 
@@ -505,6 +526,8 @@ class _PyDatasetSource(_Source):
                 f"gradscope can't read this PyDataset ({type(dataset).__name__}): "
                 "it defines neither __len__ nor num_batches."
             ) from exc
+        self._seed = seed
+        self._read: dict[int, Batch] = {}  # batch index -> batch, shared by probe and sample
         self._order: np.ndarray | None = None
         if self.num_batches is not None and shuffle:
             # Keras visits a finite PyDataset's batches in a shuffled order when
@@ -521,12 +544,41 @@ class _PyDatasetSource(_Source):
             # __getitem__ may augment with the global RNGs; fit will call it again.
             with _preserved_global_rng():
                 while len(self._cache) < limit:
-                    element = self._dataset[self._index(len(self._cache))]
-                    if isinstance(element, np.ndarray):
-                        element = (element,)  # Keras reads a bare array as x alone
-                    batch = _with_class_weight(_unpack(element), self._class_weight)
-                    self._cache.append(batch)
+                    self._cache.append(self._batch(self._index(len(self._cache))))
         return list(self._cache[:n])
+
+    def _batch(self, index: int) -> Batch:
+        """Batch `index`, read once (callers hold the global RNGs still)."""
+        if index not in self._read:
+            element = self._dataset[index]
+            if isinstance(element, np.ndarray):
+                element = (element,)  # Keras reads a bare array as x alone
+            self._read[index] = _with_class_weight(_unpack(element), self._class_weight)
+        return self._read[index]
+
+    def sample(self, max_samples: int) -> Batch:
+        # Fit reads every batch of an epoch; the first few alone (the probe's)
+        # may all be one class of data stored sorted. So batches are drawn at
+        # random over the whole data set, whatever `shuffle` says (it only sets
+        # the probe's order), and their rows mixed, with a private seeded
+        # generator. Reading is bounded like a generator's sample: each batch
+        # costs a __getitem__ (a file read, augmentation).
+        if not self.num_batches:  # endless (or empty): the probe's batches
+            return super().sample(max_samples)
+        rng = np.random.default_rng(self._seed)
+        want = min(max_samples, GENERATOR_SAMPLE)
+        batches: list[Batch] = []
+        seen = size = 0
+        with _preserved_global_rng():  # __getitem__ may augment with the global RNGs
+            for index in rng.permutation(self.num_batches)[:GENERATOR_SAMPLE_MAX_BATCHES]:
+                batch = self._batch(int(index))
+                batches.append(batch)
+                seen += _leading_dim(batch[0]) or 0
+                size += _nbytes(batch)
+                if seen >= want or size >= GENERATOR_SAMPLE_MAX_BYTES:
+                    break
+        # Joined whole, then mixed, then cut: cutting first would keep the first batches.
+        return _shuffled_rows(_concat_batches(batches, seen or max_samples), rng, max_samples)
 
 
 # --------------------------------------------------------------------------- public API
