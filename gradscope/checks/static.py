@@ -532,11 +532,11 @@ def regression_target_classification(out: OutputFacts) -> list[Verdict]:
         bad = True
     elif out.loss == CATEGORICAL and not labels.integer_valued and not labels.row_sums_one:
         bad = True
-    elif out.loss == BINARY and _sparse_shaped(labels) and not labels.integer_valued:
-        # One continuous value per sample (a price, a score) rather than a yes/no
-        # label; soft labels (label smoothing) take only a couple of values.
-        bad = labels.n_unique > 10
     else:
+        # Binary cross-entropy is never judged here: any target in [0, 1] is a
+        # valid probability for it (soft labels, an image autoencoder's pixels,
+        # a head trained on probabilities), and targets outside [0, 1] are
+        # loss-label-mismatch's business.
         bad = False
     if not bad:
         return []

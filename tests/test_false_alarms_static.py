@@ -1,0 +1,108 @@
+"""False alarms of the static checks on healthy, well-known Keras code, each
+as a class of problem: a healthy case that must stay free of the verdict and a
+buggy one whose right verdict is still the top one (the real pipeline on tiny
+real models), plus numpy-only unit tests on hand-built facts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradscope.checks.facts import ArrayFacts, OutputFacts, summarize
+
+keras = pytest.importorskip("keras")
+
+from tests.diagnose import diagnose  # noqa: E402
+
+L = keras.layers
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    keras.utils.set_random_seed(0)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.data / 16.0).astype("float32"), d.target.astype("int64")
+
+
+def _out(labels: object, loss: str, units: int = 1, activation: str = "sigmoid",
+         metrics: tuple[str, ...] = ()) -> OutputFacts:
+    facts = summarize(labels)
+    assert isinstance(facts, ArrayFacts)
+    return OutputFacts(name="out", layer="out", units=units, activation=activation, loss=loss,
+                       loss_display=loss, from_logits=False, labels=facts, metrics=metrics)
+
+
+# --- 1. regression-target-classification: BCE on targets in [0, 1] is valid ---
+
+def test_bce_on_soft_targets_of_any_shape_is_not_a_regression_target() -> None:
+    from gradscope.checks.static import regression_target_classification
+
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 8, 8, 1))  # an autoencoder's targets: pixels in [0, 1]
+    probabilities = rng.random(64)  # one probability per sample
+    assert regression_target_classification(_out(images, "binary_crossentropy")) == []
+    assert regression_target_classification(_out(probabilities, "binary_crossentropy")) == []
+
+
+def test_continuous_targets_into_class_losses_are_still_regression_targets() -> None:
+    from gradscope.checks.static import regression_target_classification
+
+    rng = np.random.default_rng(0)
+    score = rng.uniform(3, 9, 64)
+    found = regression_target_classification(
+        _out(score, "sparse_categorical_crossentropy", units=10, activation="softmax"))
+    assert [v.check for v in found] == ["regression-target-classification"]
+    rows = rng.normal(size=(64, 3))  # rows that do not sum to 1
+    found = regression_target_classification(
+        _out(rows, "categorical_crossentropy", units=3, activation="softmax"))
+    assert [v.check for v in found] == ["regression-target-classification"]
+
+
+def test_an_image_autoencoder_with_bce_is_not_called_a_regression_on_classes() -> None:
+    # Given the digits' 8x8 images (in [0, 1]) reconstructed through a conv
+    # autoencoder with a sigmoid output and binary cross-entropy (the Keras blog's recipe)
+    x, _ = _digits()
+    images = x.reshape(-1, 8, 8, 1)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        L.Conv2D(8, 3, activation="relu", padding="same"),
+        L.MaxPooling2D(2),
+        L.Conv2D(8, 3, activation="relu", padding="same"),
+        L.UpSampling2D(2),
+        L.Conv2D(1, 3, activation="sigmoid", padding="same"),
+    ])
+    model.compile("adam", "binary_crossentropy")
+    found = diagnose(model, images, images, steps=2, budget=0)
+    assert "regression-target-classification" not in found.ids, found.ids
+    assert not any(v.severity == "error" for v in found.verdicts), found.ids
+
+
+def test_a_multi_output_model_with_probability_targets_is_not_a_regression_on_classes() -> None:
+    # Given two heads: the digit class, and the share of ink in the image (a probability)
+    x, y = _digits()
+    ink = (x > 0.5).mean(axis=1).astype("float32")
+    inp = keras.Input((64,))
+    h = L.Dense(32, activation="relu")(inp)
+    digit = L.Dense(10, activation="softmax", name="digit")(h)
+    share = L.Dense(1, activation="sigmoid", name="ink")(h)
+    model = keras.Model(inp, {"digit": digit, "ink": share})
+    model.compile("adam", {"digit": "sparse_categorical_crossentropy", "ink": "binary_crossentropy"})
+    found = diagnose(model, x, {"digit": y, "ink": ink}, steps=2, budget=0)
+    assert "regression-target-classification" not in found.ids, found.ids
+    assert not any(v.severity == "error" for v in found.verdicts), found.ids
+
+
+def test_a_continuous_score_into_sparse_ce_is_still_the_top_verdict() -> None:
+    # Given a continuous score (3.0-9.0) given to a 10-way softmax with sparse CE
+    x, _ = _digits()
+    score = (3 + 6 * x[:, 20:30].mean(axis=1)).astype("float32")
+    model = keras.Sequential([keras.Input((64,)), L.Dense(32, activation="relu"),
+                              L.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    found = diagnose(model, x, score, steps=2, budget=0)
+    assert found.ids[0] == "regression-target-classification", found.ids
