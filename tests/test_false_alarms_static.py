@@ -106,3 +106,85 @@ def test_a_continuous_score_into_sparse_ce_is_still_the_top_verdict() -> None:
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     found = diagnose(model, x, score, steps=2, budget=0)
     assert found.ids[0] == "regression-target-classification", found.ids
+
+
+# --- 2. class-imbalance: weighted samples or per-class metrics handle it ------
+
+def _rare_positive() -> tuple[np.ndarray, np.ndarray]:
+    """Digits, 'is it a 3' with half the 3s dropped: about 5 % positives."""
+    x, y = _digits()
+    rng = np.random.default_rng(0)
+    return x, ((y == 3) & (rng.random(len(y)) < 0.5)).astype("float32")
+
+
+def _balanced_weights(y: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(y.astype(int))
+    return {c: len(y) / (2 * n) for c, n in enumerate(counts)}
+
+
+def test_balancing_weights_in_the_batches_are_read() -> None:
+    from gradscope.checks.facts import batch_facts
+
+    ys = [np.array([0] * 30 + [1] * 2), np.array([0] * 31 + [1])]
+    w = _balanced_weights(np.concatenate(ys))
+    weights = [np.array([w[int(c)] for c in y]) for y in ys]
+    b = batch_facts("arrays", [np.zeros((32, 2))] * 2, ys, weights=weights)
+    assert b.sample_weighted and b.weighted_majority is not None and b.weighted_majority < 0.6
+    plain = batch_facts("arrays", [np.zeros((32, 2))] * 2, ys, weights=[np.ones(32)] * 2)
+    assert not plain.sample_weighted and plain.weighted_majority == pytest.approx(61 / 64)
+
+
+def test_class_imbalance_is_quiet_when_weights_or_per_class_metrics_handle_it() -> None:
+    from gradscope.checks.facts import BatchFacts
+    from gradscope.checks.static import class_imbalance
+
+    labels = np.array([0] * 95 + [1] * 5)
+    plain = _out(labels, "binary_crossentropy", metrics=("accuracy",))
+    assert [v.check for v in class_imbalance(plain)] == ["class-imbalance"]
+    assert class_imbalance(_out(labels, "binary_crossentropy")) != []  # no metrics at all
+    # per-class metrics only: nothing hides a model stuck on the majority class
+    aware = _out(labels, "binary_crossentropy", metrics=("precision", "recall", "auc", "prc"))
+    assert class_imbalance(aware) == []
+    # accuracy next to AUC: accuracy still reports the majority's share
+    mixed = _out(labels, "binary_crossentropy", metrics=("accuracy", "auc"))
+    assert class_imbalance(mixed) != []
+    weighted = BatchFacts("arrays", 5, 0, sample_weighted=True, weighted_majority=0.5)
+    assert class_imbalance(plain, weighted) == []
+    # weights that leave the majority with >= 90 % of the weight do not rebalance
+    mild = BatchFacts("arrays", 5, 0, sample_weighted=True, weighted_majority=0.93)
+    assert class_imbalance(plain, mild) != []
+
+
+def _binary_mlp(metrics: list[object]) -> keras.Model:
+    model = keras.Sequential([keras.Input((64,)), L.Dense(16, activation="relu"),
+                              L.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=metrics)
+    return model
+
+
+def test_rare_positives_with_class_weight_are_not_called_imbalanced() -> None:
+    x, y = _rare_positive()
+    found = diagnose(_binary_mlp(["accuracy"]), x, y, steps=3, budget=0,
+                     class_weight=_balanced_weights(y))
+    assert "class-imbalance" not in found.ids, found.ids
+
+
+def test_rare_positives_with_balancing_sample_weights_are_not_called_imbalanced() -> None:
+    x, y = _rare_positive()
+    w = _balanced_weights(y)
+    weights = np.array([w[int(c)] for c in y], dtype="float32")
+    found = diagnose(_binary_mlp(["accuracy"]), x, y, steps=3, budget=0, sample_weight=weights)
+    assert "class-imbalance" not in found.ids, found.ids
+
+
+def test_rare_positives_judged_by_precision_recall_auc_are_not_called_imbalanced() -> None:
+    x, y = _rare_positive()
+    model = _binary_mlp([keras.metrics.Precision(), keras.metrics.Recall(), keras.metrics.AUC()])
+    found = diagnose(model, x, y, steps=3, budget=0)
+    assert "class-imbalance" not in found.ids, found.ids
+
+
+def test_rare_positives_judged_by_accuracy_without_weights_are_imbalanced() -> None:
+    x, y = _rare_positive()
+    found = diagnose(_binary_mlp(["accuracy"]), x, y, steps=3, budget=0)
+    assert found.ids[0] == "class-imbalance", found.ids

@@ -247,6 +247,10 @@ class ExperimentFacts:
     budget_acc_end: float | None = None
     eval_majority: float | None = None
     seconds: float = 0.0
+    # Experiments the wall-clock cap (--budget) stopped, in order: they count as
+    # not run (engine.experiments.EXPERIMENT_CHECKS says which checks they feed).
+    cut_short: tuple[str, ...] = ()
+    budget_cap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,13 @@ class BatchFacts:
     shuffle: bool = True
     batch_sizes: tuple[int, ...] = ()  # samples per probe batch
     zero_weight_share: float | None = None  # share of samples weighted 0 (None: no weights)
+    # The fit weights its samples (sample_weight, or class_weight turned into
+    # sample weights) and the weights differ between samples.
+    sample_weighted: bool = False
+    # Share of the summed sample weight on the probe batches' most common class
+    # (None without weights or class labels): below its count share when the
+    # weights rebalance the classes.
+    weighted_majority: float | None = None
 
 
 def batch_facts(
@@ -291,7 +302,53 @@ def batch_facts(
         shuffle=shuffle,
         batch_sizes=tuple(int(x.shape[0]) if x.ndim else 1 for x in xs),
         zero_weight_share=_zero_share(weights),
+        sample_weighted=_weights_vary(weights),
+        weighted_majority=_weighted_majority(ys, weights),
     )
+
+
+def _per_sample(w: np.ndarray | None) -> np.ndarray | None:
+    """One weight per sample (temporal weights averaged over their steps); None
+    when the weights are no numbers."""
+    try:
+        a = np.asarray(w, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if a.ndim == 0:
+        return a.reshape(1)
+    return a.reshape(a.shape[0], -1).mean(axis=1) if a.size else a.reshape(0)
+
+
+def _weights_vary(weights: list[np.ndarray] | None) -> bool:
+    values = [p for p in (_per_sample(w) for w in weights or []) if p is not None and p.size]
+    if not values:
+        return False
+    flat = np.concatenate(values)
+    finite = flat[np.isfinite(flat)]
+    return bool(finite.size and finite.max() > finite.min())
+
+
+def _weighted_majority(ys: list[np.ndarray | None], weights: list[np.ndarray] | None) -> float | None:
+    """Share of the summed weight held by the most common class (by count) of
+    the batches; None unless every batch has class labels and one weight per
+    sample (several outputs' weights cannot be told apart here)."""
+    if not weights or len(weights) != len(ys):
+        return None
+    ids_all, w_all = [], []
+    for y, w in zip(ys, weights, strict=True):
+        ids, per = _class_ids(y), _per_sample(w)
+        if ids is None or per is None or ids.shape[0] != per.shape[0]:
+            return None
+        ids_all.append(ids)
+        w_all.append(per)
+    if not ids_all:
+        return None
+    ids, w = np.concatenate(ids_all), np.concatenate(w_all)
+    if ids.size == 0 or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        return None
+    values, counts = np.unique(ids, return_counts=True)
+    majority = values[counts.argmax()]
+    return float(w[ids == majority].sum() / w.sum())
 
 
 def _zero_share(weights: list[np.ndarray] | None) -> float | None:

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+# Which static findings wait for the experiments' evidence: checks/arbitration.py
+from gradscope.checks.arbitration import NEEDS_EVIDENCE as NEEDS_EVIDENCE  # noqa: F401
+from gradscope.checks.arbitration import needs_evidence as needs_evidence  # noqa: F401
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ArrayFacts, BatchFacts, ModelFacts, OutputFacts
 from gradscope.verdicts import Verdict
@@ -574,19 +577,6 @@ def accuracy_on_regression(facts: ModelFacts, out: OutputFacts) -> list[Verdict]
     ]
 
 
-# Static findings issued only if the experiments do not show the model learning
-# anyway (checks/dynamic.py:confirmed): large targets are a problem when they
-# stall the optimizer, not when a normalisation layer or a large learning rate
-# copes with them.
-NEEDS_EVIDENCE = frozenset({"unscaled-targets"})
-
-
-def needs_evidence(v: Verdict) -> bool:
-    """Whether a static verdict waits for the experiments (see NEEDS_EVIDENCE);
-    tiny inputs too: Adam copes with them, plain SGD does not."""
-    return v.check in NEEDS_EVIDENCE or (v.check == "unnormalized-input" and bool(v.evidence.get("tiny")))
-
-
 def unscaled_targets(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
     if labels is None or out.loss not in SQUARED_LOSSES or not labels.finite or not labels.numeric:
@@ -657,7 +647,36 @@ def constant_labels(out: OutputFacts) -> list[Verdict]:
     ]
 
 
-def class_imbalance(out: OutputFacts) -> list[Verdict]:
+# Metrics that judge each class on its own (by name, as compiled; lower case):
+# a model stuck on the majority class scores 0 on them, so they do not hide it.
+_IMBALANCE_AWARE = ("precision", "recall", "auc", "prc", "f1", "fbeta", "true_pos",
+                    "false_neg", "true_neg", "false_pos", "sensitivity", "specificity", "iou")
+_IMBALANCE_AWARE_EXACT = ("tp", "fp", "tn", "fn", "rec", "prec", "pr")
+
+
+def _accuracy_like(name: str) -> bool:
+    return "accuracy" in name or name == "acc"
+
+
+def _imbalance_aware(name: str) -> bool:
+    return name in _IMBALANCE_AWARE_EXACT or any(k in name for k in _IMBALANCE_AWARE)
+
+
+def _imbalance_handled(out: OutputFacts, batches: BatchFacts | None) -> bool:
+    """The script already deals with the imbalance: its sample weights (or
+    class_weight) bring the majority's share of the weight below IMBALANCE, or
+    it judges the model only by per-class metrics (no accuracy to be fooled by)."""
+    if batches is not None and batches.sample_weighted and (
+        batches.weighted_majority is None or batches.weighted_majority < IMBALANCE
+    ):
+        return True
+    metrics = out.metrics
+    return bool(metrics) and not any(_accuracy_like(m) for m in metrics) and any(
+        _imbalance_aware(m) for m in metrics
+    )
+
+
+def class_imbalance(out: OutputFacts, batches: BatchFacts | None = None) -> list[Verdict]:
     labels = out.labels
     if labels is None or not labels.numeric or not _is_classification(out):
         return []
@@ -665,6 +684,8 @@ def class_imbalance(out: OutputFacts) -> list[Verdict]:
         return []
     share = labels.majority_fraction
     if math.isnan(share) or share < IMBALANCE or share >= 1.0:
+        return []
+    if _imbalance_handled(out, batches):
         return []
     return [
         verdict(
@@ -826,7 +847,7 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Ver
         found += regression_target_classification(out)
         if not sorted_prefix:
             found += constant_labels(out)
-        found += class_imbalance(out)
+        found += class_imbalance(out, batches)
         found += mse_for_classification(out)
         found += unscaled_targets(out)
         found += accuracy_on_regression(facts, out)
