@@ -22,9 +22,10 @@ Tells a Keras user, in seconds and in plain words, why their model is not learni
 
 RUN_DESCRIPTION = """\
 Run an unmodified Keras training script as `python SCRIPT.py ARGS` would.
-Its first fit() is taken over: gradscope checks the model, compile config and
-data, runs a few probe steps on a clone, reports its verdicts, then lets the
-script's own training go on (unless --probe-only).
+Its first fit() (or train_on_batch(), whichever comes first) is taken over:
+gradscope checks the model, compile config and data, runs a few probe steps
+on a clone, reports its verdicts, then lets the script's own training go on
+(unless --probe-only).
 
 gradscope's options come before the script; everything after the script is
 the script's own, passed on verbatim. A `--` before the script is accepted.
@@ -32,8 +33,8 @@ the script's own, passed on verbatim. A `--` before the script is accepted.
 
 RUN_EPILOG = """\
 exit codes: 0 no error verdict, 1 an error verdict, 2 usage error,
-3 the script raised, 4 the script never called fit(), 130 interrupted;
-a script's own sys.exit(n) with n != 0 is kept.
+3 the script raised, 4 the script never called fit() or train_on_batch(),
+130 interrupted; a script's own sys.exit(n) with n != 0 is kept.
 """
 
 VIEW_DESCRIPTION = """\
@@ -87,7 +88,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     run = commands.add_parser(
         "run",
-        help="run a training script and diagnose its first fit()",
+        help="run a training script and diagnose its first fit() or train_on_batch()",
         description=RUN_DESCRIPTION,
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,12 +109,15 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument("--probe-only", action="store_true",
                      help="stop after the probe instead of letting the script's training go on")
     run.add_argument("--seed", metavar="N", type=_not_negative,
-                     help="seed everything gradscope controls, for reproducible verdicts")
+                     help="seed gradscope's own sampling and the script's global random "
+                          "streams (as keras.utils.set_random_seed(N)), for reproducible verdicts")
     run.add_argument("--force", action="store_true", help="overwrite existing output files")
     run.add_argument("--events-fd", metavar="FD", type=_not_negative, default=None,
                      help=argparse.SUPPRESS)  # live mode's child: events to the parent's pipe
-    run.add_argument("--budget", metavar="SECONDS", type=_seconds, default=6.0,
-                     help="time for the experiments after the probe steps (default 6; 0 skips them)")
+    run.add_argument("--budget", metavar="SECONDS", type=_seconds, default=60.0,
+                     help="safety cap on the experiments' wall time; they are sized in steps, "
+                          "so the cap only cuts a very slow model short, and says so "
+                          "(default 60; 0 skips them)")
     run.add_argument("script", metavar="SCRIPT.py", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs="*",
                      help="the script's own arguments, passed on verbatim")

@@ -132,6 +132,10 @@ class Note:
 
     level: str  # "info" | "warning" | "error"
     text: str
+    # Check IDs that could not run for the reason this note gives (experiments
+    # cut short by --budget, or lost to an error): "no problems found" must
+    # never be said while this is non-empty.
+    unchecked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,8 @@ def from_dict(data: dict[str, Any]) -> Event:
         )
     elif cls is RunStarted:
         kwargs["argv"] = tuple(kwargs["argv"])
+    elif cls is Note:
+        kwargs["unchecked"] = tuple(kwargs.get("unchecked") or ())
     elif cls is StepStats:
         kwargs["loss"] = _unclean(kwargs.get("loss"))
         kwargs["extra"] = {k: _unclean(v) for k, v in (kwargs.get("extra") or {}).items()}

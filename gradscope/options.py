@@ -18,7 +18,9 @@ class RunOptions:
     probe_only: bool = False
     seed: int | None = None
     force: bool = False
-    budget: float = 6.0  # seconds for the experiments after the probe steps
+    # A safety cap (seconds) on the experiments, which are sized in steps: it
+    # only stops an experiment on a model far slower than its nominal cost.
+    budget: float = 60.0
     # Live mode's child: events go as JSON Lines to this file descriptor (the
     # parent's UI reads them); no CSV on stdout and no stderr summary then.
     events_fd: int | None = None

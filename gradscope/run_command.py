@@ -1,4 +1,4 @@
-"""`gradscope run`: run the user's script, diagnose its first fit, map how it ended to an exit code."""
+"""`gradscope run`: run the user's script, diagnose its first fit (or train_on_batch), map how it ended to an exit code."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ def run(options: RunOptions) -> int:
         status, code = "gradscope-error", 1
         try:
             with intercept_fit(watch.on_fit), _threads_end_quietly_after_the_probe():
+                if options.seed is not None:
+                    _seed_script(options.seed)
                 outcome = runner.run_script(script, options.script_args)
             status, code = _conclude(outcome, session, options.script, watch.error)
         except GradscopeError as error:
@@ -70,6 +72,16 @@ def run(options: RunOptions) -> int:
             with _signals_deferred():
                 session.finish(status, code)
     return code
+
+
+def _seed_script(seed: int) -> None:
+    """--seed N: the script starts with Python's, NumPy's and TensorFlow's global
+    random streams seeded, as after `keras.utils.set_random_seed(N)`, so an
+    unseeded model initialises the same way on every run (and so gets the same
+    verdicts). A script that seeds itself overrides this, as it would."""
+    import keras  # already imported by intercept_fit
+
+    keras.utils.set_random_seed(seed)
 
 
 class _FitWatch:
@@ -238,7 +250,10 @@ def _conclude(
         return "script-exit", runner.exit_code_of(outcome.exit_code)
     if session.fit_seen:
         return "ok", session.verdict_exit_code()
-    _say(f"{script} ended without calling fit() on a Keras model; nothing to diagnose.")
+    _say(
+        f"{script} ended without calling fit() or train_on_batch() on a Keras model; "
+        "nothing to diagnose."
+    )
     return "no-fit", 4
 
 

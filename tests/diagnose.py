@@ -45,7 +45,7 @@ class Diagnosis:
 
 
 def diagnose(
-    model: Any, *fit_args: Any, steps: int = 5, budget: float = 3.0, **fit_kwargs: Any
+    model: Any, *fit_args: Any, steps: int = 5, budget: float = 60.0, **fit_kwargs: Any
 ) -> Diagnosis:
     bus = EventBus()
     options = RunOptions(script="<test>", steps=steps, probe_only=True, budget=budget)

@@ -26,7 +26,7 @@ def test_unscaled_inputs_behind_batch_norm_are_a_healthy_model() -> None:
     ])
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
     moving = [v.numpy().copy() for v in model.non_trainable_weights]
-    found = diagnose(model, x.astype("float32"), y, steps=5, budget=3.0, epochs=40, batch_size=16)
+    found = diagnose(model, x.astype("float32"), y, steps=5, epochs=40, batch_size=16)
     # Then no verdict accuses it (init loss, learning rate, accuracy)
     assert not [v for v in found.verdicts if v.severity in ("error", "warning")], found.ids
     # and the user's own moving statistics are untouched

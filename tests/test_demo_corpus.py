@@ -40,7 +40,7 @@ def test_demo_gets_its_expected_first_verdict(
     verdicts = tmp_path / "verdicts.csv"
     options = RunOptions(
         script=str(demo.path), headless=True, probe_only=True, csv=str(tmp_path / "layers.csv"),
-        verdicts=str(verdicts), budget=3.0,
+        verdicts=str(verdicts),
     )
     code = run(options)
     capsys.readouterr()

@@ -63,14 +63,14 @@ def test_large_targets_a_model_copes_with_are_not_blamed() -> None:
     # Given targets in the thousands, a Normalization layer and Adam(0.05):
     # under python this fits to an MSE of ~100 against a variance of ~1e6
     x, y = _prices()
-    found = diagnose(_price_model(0.05, x), x, y, steps=3, budget=3.0, epochs=40)
+    found = diagnose(_price_model(0.05, x), x, y, steps=3, epochs=40)
     assert "unscaled-targets" not in found.ids, found.ids
 
 
 def test_large_targets_that_stall_the_optimizer_are_the_cause() -> None:
     # Given the same targets with Adam(1e-3): the output weights cannot grow fast enough
     x, y = _prices()
-    found = diagnose(_price_model(1e-3, x), x, y, steps=3, budget=3.0, epochs=40)
+    found = diagnose(_price_model(1e-3, x), x, y, steps=3, epochs=40)
     assert "unscaled-targets" in found.ids, found.ids
 
 
@@ -85,7 +85,7 @@ def test_a_multi_label_model_is_scored_per_label_not_by_argmax() -> None:
         keras.layers.Dense(5, activation="sigmoid"),
     ])
     model.compile("adam", "binary_crossentropy", metrics=["binary_accuracy"])
-    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, batch_size=64)
+    found = diagnose(model, x, y, steps=3, epochs=10, batch_size=64)
     # Then its accuracy is not "stuck at the majority share" (argmax of a multi-hot row)
     assert "accuracy-at-baseline" not in found.ids, found.ids
 
@@ -121,7 +121,7 @@ def test_two_softmax_units_with_binary_crossentropy_on_one_label_per_sample() ->
 
 def test_tiny_gradient_clipping_is_named_as_why_steps_are_tiny() -> None:
     model, x, y = _digits_mlp(keras.optimizers.SGD(learning_rate=0.01, clipnorm=1e-5))
-    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
+    found = diagnose(model, x, y, steps=3, epochs=5)
     low = found.find("lr-too-low")
     assert "clipnorm=1e-05" in low.message and "clipnorm=1.0" in low.fix
 
@@ -140,7 +140,7 @@ def test_imbalanced_data_a_model_is_learning_is_not_stuck_at_baseline() -> None:
         keras.layers.Dense(1, activation="sigmoid"),
     ])
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=10, validation_split=0.2)
+    found = diagnose(model, x, y, steps=3, epochs=10, validation_split=0.2)
     assert "accuracy-at-baseline" not in found.ids, found.ids
 
 
@@ -177,7 +177,7 @@ def test_batch_norm_on_batches_of_one_sample_is_the_cause() -> None:
 def test_inputs_scaled_twice_are_named_when_the_model_cannot_learn_from_them() -> None:
     # Given pixels divided by 16 and then by 255 again (max 0.004) and plain SGD
     model, x, y = _digits_mlp(keras.optimizers.SGD(0.01))
-    found = diagnose(model, x / 255.0, y, steps=3, budget=3.0, epochs=5)
+    found = diagnose(model, x / 255.0, y, steps=3, epochs=5)
     first = found.verdicts[0]
     assert first.check == "unnormalized-input" and first.evidence.get("tiny") is True
 
@@ -190,7 +190,7 @@ def test_tiny_inputs_a_model_learns_from_anyway_are_not_blamed() -> None:
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
-    found = diagnose(model, x, y, steps=3, budget=3.0, epochs=5)
+    found = diagnose(model, x, y, steps=3, epochs=5)
     assert "unnormalized-input" not in found.ids, found.ids
 
 
@@ -207,8 +207,7 @@ def test_a_gradient_huge_before_any_update_is_blamed_on_the_init_not_the_rate() 
         + [keras.layers.Dense(10, activation="softmax")]
     )
     model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
-    found = diagnose(model, (digits.data / 16.0).astype("float32"), digits.target, steps=5,
-                     budget=1.0)
+    found = diagnose(model, (digits.data / 16.0).astype("float32"), digits.target, steps=5)
     first = found.verdicts[0]
     assert first.check == "exploding-gradient" and first.evidence.get("from_start") is True
     assert "initialis" in first.fix
@@ -218,7 +217,7 @@ def test_sample_weights_of_zero_are_the_cause_and_not_the_learning_rate() -> Non
     # Given sample weights computed with an integer division: 0 for every sample
     model, x, y = _digits_mlp("adam")
     weights = (np.arange(len(x)) // len(x)).astype("float32")
-    found = diagnose(model, x, y, sample_weight=weights, steps=3, budget=2.0)
+    found = diagnose(model, x, y, sample_weight=weights, steps=3)
     # Then the weights are named first, and no learning rate is blamed for steps
     # that are 0 because the gradient is
     first = found.verdicts[0]
@@ -241,7 +240,7 @@ def test_a_loss_that_rounds_the_predictions_cuts_every_gradient() -> None:
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(1)])
     model.compile("adam", rounded_mse)
-    found = diagnose(model, x, y, steps=3, budget=2.0)
+    found = diagnose(model, x, y, steps=3)
     # Then one error says the loss is cut off from the weights, and what cuts it
     first = found.verdicts[0]
     assert (first.check, first.severity) == ("zero-gradient", "error")
@@ -301,7 +300,7 @@ def test_a_model_with_text_vectorization_is_probed_on_a_clone() -> None:
     ])
     model.compile("adam", "binary_crossentropy")
     data = tf.data.Dataset.from_tensor_slices((texts[:, None], labels)).batch(32)
-    found = diagnose(model, data, steps=3, budget=1.0)
+    found = diagnose(model, data, steps=3)
     # Then the probe runs on a clone that carries the vocabulary: no failure, no note
     assert "probe-failed" not in found.ids, found.ids
     notes = [e.text for e in found.events if type(e).__name__ == "Note"]

@@ -1,7 +1,8 @@
 """Small experiments on the probe target (never the user's model): predictions
 before/after, overfitting a tiny subset, a learning-rate sweep and a held-back
 subset. Each starts from the user's weights and optimizer state and stays within
-a wall-clock budget scaled by the measured step time."""
+a number of steps planned from the model's nominal step cost (engine/cost.py),
+so the same script gets the same experiments on any machine."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from keras.src import tree
 
 from gradscope.checks.facts import ExperimentFacts, SweepPoint
 from gradscope.engine.compiling import step_function
+from gradscope.engine.cost import StepCost
 from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.engine.training import BatchNormCalibration, forward_losses, to_tensors
 
@@ -217,29 +219,102 @@ def majority_rate(y: Any, n_units: int) -> float | None:
     return None if shares is None else float(shares.max())
 
 
+# The experiments are sized to take about this long on the CPU the step cost
+# model was fitted on (engine/cost.py), whatever machine they run on: their
+# step counts depend on the model's shape only, so the verdicts do too.
+NOMINAL_SECONDS = 6.0
+OVERFIT_SHARE = 0.35
+SWEEP_SHARE = 0.3
+HELDOUT_SHARE = 0.3
+REPLAY_SHARE = 0.5
+OVERFIT_MIN_STEPS = 10
+SWEEP_MIN_STEPS = 3
+HELDOUT_MIN_STEPS = 20
+HELDOUT_BATCH = 32
+LR_GRID = tuple(10.0**k for k in range(-5, 1))
+
+# Which checks read which experiment: what a cut-short experiment costs the user.
+EXPERIMENT_CHECKS: dict[str, tuple[str, ...]] = {
+    "overfit": (
+        "cannot-overfit", "collapsed-predictions", "loss-flat", "accuracy-at-baseline",
+        "lr-too-high", "lr-too-low",
+    ),
+    "sweep": ("lr-too-high", "lr-too-low", "undertrained"),
+    "heldout": ("labels-unpredictable", "accuracy-at-baseline"),
+    "replay": ("undertrained",),
+}
+
+
+class _CutShort(Exception):
+    """The wall-clock cap (--budget) ran out during an experiment."""
+
+
+class _Clock:
+    """The safety cap: experiments never depend on it, they are only stopped by it."""
+
+    def __init__(self, cap_seconds: float) -> None:
+        self.cap = cap_seconds
+        self.start = time.perf_counter()
+
+    def check(self) -> None:
+        if time.perf_counter() - self.start > self.cap:
+            raise _CutShort()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def planned_steps(
+    cost: StepCost, eager: bool, n: int, probe_batch: int, lr_count: int
+) -> dict[str, int]:
+    """Steps per experiment from the model's nominal step cost (engine/cost.py):
+    the same on every machine, fewer for big models."""
+
+    def fit(share: float, batch: int) -> float:
+        return share * NOMINAL_SECONDS / max(cost.step_seconds(max(1, batch), eager), 1e-6)
+
+    overfit = int(min(OVERFIT_STEPS, max(OVERFIT_MIN_STEPS, fit(OVERFIT_SHARE, min(OVERFIT_SAMPLES, n)))))
+    sweep = int(min(SWEEP_STEPS, fit(SWEEP_SHARE, probe_batch) / max(1, lr_count)))
+    heldout = int(min(HELDOUT_STEPS, fit(HELDOUT_SHARE, HELDOUT_BATCH)))
+    return {
+        "overfit": overfit,
+        "sweep": sweep if sweep >= SWEEP_MIN_STEPS else 0,
+        "heldout": heldout if heldout >= HELDOUT_MIN_STEPS else 0,
+    }
+
+
+def replay_affordable(cost: StepCost, eager: bool, budget_steps: int, batch: int) -> bool:
+    """The user's whole budget is replayed only when short (BUDGET_REPLAY_MAX) and
+    nominally cheap (REPLAY_SHARE of NOMINAL_SECONDS)."""
+    nominal = budget_steps * cost.step_seconds(batch, eager)
+    return budget_steps <= BUDGET_REPLAY_MAX and nominal <= REPLAY_SHARE * NOMINAL_SECONDS
+
+
 def run_experiments(
     trainer: Trainer,
     sample: tuple[Any, Any, Any],
     batches: list[Any],
     eval_before: tuple[np.ndarray, float],
     eval_set: tuple[Any, Any],
-    step_seconds: float,
+    cost: StepCost,
     logits_output: bool,
     classification: bool,
-    budget_seconds: float = 6.0,
+    budget_seconds: float = 60.0,
     seed: int = 0,
     budget_steps: int | None = None,
     batch_size: int = 32,
 ) -> ExperimentFacts:
-    """Run what fits in `budget_seconds`; the probe steps have already moved the
-    target, so every experiment starts with `trainer.reset()`."""
-    start = time.perf_counter()
+    """Run each experiment for its planned steps (`planned_steps`); the probe
+    steps have already moved the target, so every experiment starts with
+    `trainer.reset()`. `budget_seconds` is a safety cap only: an experiment it
+    cuts is dropped whole (a half-run experiment would make the verdicts depend
+    on the machine's speed) and named, with those after it, in `cut_short`."""
+    clock = _Clock(budget_seconds)
     rng = np.random.default_rng(seed)
     xe, ye = eval_set
     xe_t, ye_t = to_tensors(xe), to_tensors(ye)
     pred_before, loss_before = eval_before
     pred_after, loss_after = trainer.evaluate(xe_t, ye_t)
-    step = max(step_seconds, 1e-4)
     facts: dict[str, Any] = {
         "init_loss": loss_before,
         "loss_after_probe": loss_after,
@@ -250,15 +325,57 @@ def run_experiments(
     }
     sx, sy, ssw = sample
     n = len(tree.flatten(sx)[0])
+    user_lr = user_learning_rate(trainer.optimizer)
+    facts["user_lr"] = user_lr
+    grid: list[float] = []
+    if trainer._lr_settable and user_lr is not None and user_lr > 0:
+        grid = sorted(
+            {lr for lr in LR_GRID if not math.isclose(lr, user_lr, rel_tol=1e-3)} | {user_lr}
+        )
+    probe_batch = len(tree.flatten(batches[0][0])[0]) if batches else batch_size
+    plan = planned_steps(cost, trainer.eager, n, probe_batch, len(grid) or 1)
+    replay_bs = max(1, min(batch_size, n))
+    experiments: list[tuple[str, Any]] = [("overfit", None)]
+    if grid and plan["sweep"]:
+        experiments.append(("sweep", None))
+    if classification and n >= HELDOUT_MIN_SAMPLES and plan["heldout"]:
+        experiments.append(("heldout", None))
+    if budget_steps and replay_affordable(cost, trainer.eager, budget_steps, replay_bs):
+        experiments.append(("replay", None))
+    cut: list[str] = []
+    for name, _ in experiments:
+        if cut:
+            cut.append(name)
+            continue
+        try:
+            if name == "overfit":
+                facts.update(_overfit(trainer, sx, sy, ssw, rng, n, plan["overfit"], clock,
+                                      logits_output, classification, facts["n_units"]))
+            elif name == "sweep":
+                facts.update(_sweep(trainer, batches, grid, plan["sweep"], xe_t, ye_t, clock))
+            elif name == "heldout":
+                facts.update(_heldout(trainer, sx, sy, rng, n, plan["heldout"], clock,
+                                      logits_output, facts["n_units"]))
+            else:
+                facts.update(_replay(trainer, sx, sy, rng, n, budget_steps or 0, replay_bs,
+                                     loss_before, xe_t, ye_t, ye, clock, logits_output,
+                                     classification, facts["n_units"]))
+        except _CutShort:
+            cut.append(name)
+    trainer.reset()
+    facts["cut_short"] = tuple(cut)
+    facts["budget_cap"] = budget_seconds
+    facts["seconds"] = clock.elapsed()
+    return ExperimentFacts(**facts)
 
-    def left() -> float:
-        return budget_seconds - (time.perf_counter() - start)
 
-    # 1. Overfit a tiny subset: a model that cannot fit 32 samples cannot learn.
+def _overfit(trainer: Trainer, sx: Any, sy: Any, ssw: Any, rng: np.random.Generator, n: int,
+             steps: int, clock: _Clock, logits_output: bool, classification: bool,
+             n_units: int) -> dict[str, Any]:
+    """Overfit a tiny subset: a model that cannot fit 32 samples cannot learn."""
     idx = rng.permutation(n)[: min(OVERFIT_SAMPLES, n)]
     ox, oy = to_tensors(_take(sx, idx)), to_tensors(_take(sy, idx))
     osw = to_tensors(_take(ssw, idx)) if ssw is not None else None
-    steps = int(min(OVERFIT_STEPS, max(10, 0.35 * budget_seconds / step)))
     trainer.reset()
     pred0, loss0 = trainer.evaluate(ox, oy, osw)
     curve = [loss0]
@@ -266,99 +383,96 @@ def run_experiments(
         trainer.train(ox, oy, osw)
         if (i + 1) % max(1, steps // 10) == 0 or i == steps - 1:
             curve.append(trainer.evaluate(ox, oy, osw)[1])
-        if left() < 0.5 * budget_seconds and i >= 20:
-            break
+        clock.check()
     pred_end, loss_end = trainer.evaluate(ox, oy, osw)
     oy_np = np.asarray(_first(_take(sy, idx)))
-    facts.update(
+    return dict(
         overfit_samples=len(idx),
-        overfit_steps=i + 1,
+        overfit_steps=steps,
         overfit_loss_start=loss0,
         overfit_loss_end=loss_end,
         overfit_curve=tuple(float(c) for c in curve),
         overfit_acc_start=accuracy(pred0, oy_np, logits_output) if classification else None,
         overfit_acc_end=accuracy(pred_end, oy_np, logits_output) if classification else None,
-        overfit_majority=majority_rate(oy_np, facts["n_units"]) if classification else None,
+        overfit_majority=majority_rate(oy_np, n_units) if classification else None,
         overfit_spread_end=_spread(pred_end),
     )
 
-    # 2. Learning-rate sweep: same start, same optimizer state, only the lr differs.
-    user_lr = user_learning_rate(trainer.optimizer)
-    points: list[SweepPoint] = []
-    if trainer._lr_settable and user_lr is not None and user_lr > 0 and left() > 0.25 * budget_seconds:
-        grid = sorted({10.0**k for k in range(-5, 1) if not math.isclose(10.0**k, user_lr, rel_tol=1e-3)} | {user_lr})
-        per_lr = min(SWEEP_STEPS, int(0.3 * budget_seconds / step / len(grid)))
-        if per_lr >= 3:
-            probe_batches = [(to_tensors(b[0]), to_tensors(b[1]), to_tensors(b[2])) for b in batches]
-            for lr in grid:
-                trainer.reset(lr=lr)
-                for i in range(per_lr):
-                    x, y, sw = probe_batches[i % len(probe_batches)]
-                    trainer.train(x, y, sw)
-                _, loss = trainer.evaluate(xe_t, ye_t)
-                points.append(SweepPoint(lr=lr, loss=loss if math.isfinite(loss) else float("inf")))
-            facts["sweep_steps"] = per_lr
-    facts["sweep"] = tuple(points)
-    facts["user_lr"] = user_lr
 
-    # 3. Held-back subset: fit one part, evaluate on the other.
-    if classification and n >= HELDOUT_MIN_SAMPLES and left() > 0.2 * budget_seconds:
-        perm = rng.permutation(n)
-        half = min(n // 2, 256)
-        tr, ho = perm[:half], perm[half : 2 * half]
-        tx, ty = to_tensors(_take(sx, tr)), to_tensors(_take(sy, tr))
-        hx, hy = to_tensors(_take(sx, ho)), to_tensors(_take(sy, ho))
-        ty_np, hy_np = np.asarray(_first(_take(sy, tr))), np.asarray(_first(_take(sy, ho)))
-        bs = 32
-        trainer.reset()
-        steps = int(min(HELDOUT_STEPS, max(20, 0.9 * left() / step)))
-        h_pred0, h_loss0 = trainer.evaluate(hx, hy)
-        _, t_loss0 = trainer.evaluate(tx, ty)
-        for i in range(steps):
-            lo = (i * bs) % half
-            sl = np.arange(lo, min(lo + bs, half))
-            trainer.train(_take(tx, sl), _take(ty, sl), None)
-            if left() < 0.05 * budget_seconds:
-                break
-        t_pred, t_loss = trainer.evaluate(tx, ty)
-        h_pred, h_loss = trainer.evaluate(hx, hy)
-        facts.update(
-            heldout_samples=half,
-            heldout_steps=i + 1,
-            heldout_train_acc=accuracy(t_pred, ty_np, logits_output),
-            heldout_acc_start=accuracy(h_pred0, hy_np, logits_output),
-            heldout_acc=accuracy(h_pred, hy_np, logits_output),
-            heldout_majority=majority_rate(hy_np, facts["n_units"]),
-            heldout_train_loss=(t_loss0, t_loss),
-            heldout_loss=(h_loss0, h_loss),
-            heldout_prior_loss=prior_loss(hy_np, facts["n_units"]),
-        )
-    # 4. The user's own budget (epochs x steps), replayed on the sample at their
-    # learning rate, when it is short enough to afford: is it over before the
-    # model has learned?
-    if budget_steps and budget_steps <= BUDGET_REPLAY_MAX and budget_steps * step < left():
-        bs = max(1, min(batch_size, n))
-        trainer.reset()
-        checkpoints = sorted({max(1, round(budget_steps * f)) for f in (0.25, 0.5, 0.75, 1.0)})
-        curve = [loss_before]
-        perm = rng.permutation(n)
-        for i in range(1, budget_steps + 1):
-            lo = ((i - 1) * bs) % n
-            sl = perm[np.arange(lo, lo + bs) % n]
-            trainer.train(to_tensors(_take(sx, sl)), to_tensors(_take(sy, sl)), None)
-            if i in checkpoints:
-                curve.append(trainer.evaluate(xe_t, ye_t)[1])
-        pred_end, _ = trainer.evaluate(xe_t, ye_t)
-        ye_np = np.asarray(_first(ye))
-        facts.update(
-            budget_steps=budget_steps,
-            budget_curve=tuple(float(c) for c in curve),
-            budget_acc_end=accuracy(pred_end, ye_np, logits_output) if classification else None,
-            eval_majority=majority_rate(ye_np, facts["n_units"]) if classification else None,
-        )
+def _sweep(trainer: Trainer, batches: list[Any], grid: list[float], per_lr: int, xe_t: Any,
+           ye_t: Any, clock: _Clock) -> dict[str, Any]:
+    """Learning-rate sweep: same start, same optimizer state, only the lr differs."""
+    probe_batches = [(to_tensors(b[0]), to_tensors(b[1]), to_tensors(b[2])) for b in batches]
+    points: list[SweepPoint] = []
+    for lr in grid:
+        trainer.reset(lr=lr)
+        for i in range(per_lr):
+            x, y, sw = probe_batches[i % len(probe_batches)]
+            trainer.train(x, y, sw)
+            clock.check()
+        _, loss = trainer.evaluate(xe_t, ye_t)
+        points.append(SweepPoint(lr=lr, loss=loss if math.isfinite(loss) else float("inf")))
+    return {"sweep": tuple(points), "sweep_steps": per_lr}
+
+
+def _heldout(trainer: Trainer, sx: Any, sy: Any, rng: np.random.Generator, n: int, steps: int,
+             clock: _Clock, logits_output: bool, n_units: int) -> dict[str, Any]:
+    """Held-back subset: fit one part, evaluate on the other."""
+    perm = rng.permutation(n)
+    half = min(n // 2, 256)
+    tr, ho = perm[:half], perm[half : 2 * half]
+    tx, ty = to_tensors(_take(sx, tr)), to_tensors(_take(sy, tr))
+    hx, hy = to_tensors(_take(sx, ho)), to_tensors(_take(sy, ho))
+    ty_np, hy_np = np.asarray(_first(_take(sy, tr))), np.asarray(_first(_take(sy, ho)))
+    bs = HELDOUT_BATCH
     trainer.reset()
-    facts["seconds"] = time.perf_counter() - start
-    return ExperimentFacts(**facts)
+    h_pred0, h_loss0 = trainer.evaluate(hx, hy)
+    _, t_loss0 = trainer.evaluate(tx, ty)
+    for i in range(steps):
+        lo = (i * bs) % half
+        sl = np.arange(lo, min(lo + bs, half))
+        trainer.train(_take(tx, sl), _take(ty, sl), None)
+        clock.check()
+    t_pred, t_loss = trainer.evaluate(tx, ty)
+    h_pred, h_loss = trainer.evaluate(hx, hy)
+    return dict(
+        heldout_samples=half,
+        heldout_steps=steps,
+        heldout_train_acc=accuracy(t_pred, ty_np, logits_output),
+        heldout_acc_start=accuracy(h_pred0, hy_np, logits_output),
+        heldout_acc=accuracy(h_pred, hy_np, logits_output),
+        heldout_majority=majority_rate(hy_np, n_units),
+        heldout_train_loss=(t_loss0, t_loss),
+        heldout_loss=(h_loss0, h_loss),
+        heldout_prior_loss=prior_loss(hy_np, n_units),
+    )
+
+
+def _replay(trainer: Trainer, sx: Any, sy: Any, rng: np.random.Generator, n: int,
+            budget_steps: int, bs: int, loss_before: float, xe_t: Any, ye_t: Any, ye: Any,
+            clock: _Clock, logits_output: bool, classification: bool,
+            n_units: int) -> dict[str, Any]:
+    """The user's own budget (epochs x steps), replayed on the sample at their
+    learning rate: is it over before the model has learned?"""
+    trainer.reset()
+    checkpoints = sorted({max(1, round(budget_steps * f)) for f in (0.25, 0.5, 0.75, 1.0)})
+    curve = [loss_before]
+    perm = rng.permutation(n)
+    for i in range(1, budget_steps + 1):
+        lo = ((i - 1) * bs) % n
+        sl = perm[np.arange(lo, lo + bs) % n]
+        trainer.train(to_tensors(_take(sx, sl)), to_tensors(_take(sy, sl)), None)
+        if i in checkpoints:
+            curve.append(trainer.evaluate(xe_t, ye_t)[1])
+        clock.check()
+    pred_end, _ = trainer.evaluate(xe_t, ye_t)
+    ye_np = np.asarray(_first(ye))
+    return dict(
+        budget_steps=budget_steps,
+        budget_curve=tuple(float(c) for c in curve),
+        budget_acc_end=accuracy(pred_end, ye_np, logits_output) if classification else None,
+        eval_majority=majority_rate(ye_np, n_units) if classification else None,
+    )
 
 
 def _spread(pred: np.ndarray) -> float:

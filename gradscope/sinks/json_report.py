@@ -25,7 +25,7 @@ from gradscope.sinks._files import (
     write_atomic,
     write_atomic_at_open,
 )
-from gradscope.sinks.summary import headline
+from gradscope.sinks.summary import headline, unchecked
 from gradscope.verdicts import Verdict, rank
 
 REPORT_SCHEMA = 1
@@ -99,6 +99,9 @@ class JsonReportSink:
             "layers": layers,
             "steps": [_body(s) for s in self._steps],
             "notes": [_body(n) for n in self._notes],
+            # Checks that did not run (experiments cut short by --budget...):
+            # an empty verdict list means "healthy" only when this is empty too.
+            "unchecked": unchecked(self._notes),
             "finished": _body(self._finished) if self._finished else None,
         }
 

@@ -34,6 +34,23 @@ def headline(ranked: Sequence[Verdict]) -> Verdict | None:
     return None
 
 
+def unchecked(notes: Sequence[Note]) -> list[str]:
+    """Check IDs that could not run (experiments cut short, lost to an error)."""
+    return sorted({check for note in notes for check in note.unchecked})
+
+
+def nothing_found(notes: Sequence[Note], steps: str = "") -> str:
+    """What to say when no verdict came: never "no problems found" while some
+    checks could not run."""
+    missing = unchecked(notes)
+    if missing:
+        return (
+            f"no problems found by the checks that ran; {_plural(len(missing), 'check')} "
+            f"could not run ({', '.join(missing)})"
+        )
+    return f"no problems found in {steps}" if steps else "no problems found"
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -64,6 +81,7 @@ class SummarySink:
         self._model: ModelDescribed | None = None
         self._verdicts: list[Verdict] = []
         self._probe_steps: set[int] = set()
+        self._notes: list[Note] = []
         self._printed = False
 
     def handle(self, event: Event) -> None:
@@ -77,6 +95,7 @@ class SummarySink:
             if self._printed:
                 self._write(self.format_verdict(event.verdict))
         elif isinstance(event, Note):
+            self._notes.append(event)
             if event.level in ("warning", "error"):
                 self._write(f"gradscope: {event.text}")
         elif isinstance(event, PhaseChanged):
@@ -109,11 +128,9 @@ class SummarySink:
         top = headline(ranked)
         if top is not None:
             lines.append(_wrap(f"[{top.check}] {top.message}", "Most likely cause: ", "  "))
-        elif self._probe_steps:
-            steps = _plural(len(self._probe_steps), "probe step")
-            lines.append(f"gradscope: no problems found in {steps}.")
         else:
-            lines.append("gradscope: no problems found.")
+            steps = _plural(len(self._probe_steps), "probe step") if self._probe_steps else ""
+            lines.append(f"gradscope: {nothing_found(self._notes, steps)}.")
         lines.extend(self.format_verdict(v) for v in ranked)
         return "\n".join(lines)
 

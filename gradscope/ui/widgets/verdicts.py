@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from gradscope.events import Note
+from gradscope.sinks.summary import nothing_found
 from gradscope.verdicts import Verdict
 
 SEVERITY_MARKS = {"error": "●", "warning": "▲", "info": "·"}
@@ -66,7 +67,7 @@ class VerdictPanel(VerticalScroll):
             VerdictItem(verdict, headline=headline and index == 0) for index, verdict in enumerate(ranked)
         ]
         if not ranked:
-            empty = empty or ("no problem found" if finished else "no verdicts yet")
+            empty = empty or (nothing_found(notes) if finished else "no verdicts yet")
             widgets.append(Static(empty, classes="verdict-empty"))
         widgets.extend(
             Static(f"note: {note.text}", markup=False, classes=f"note -{note.level}")
