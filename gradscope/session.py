@@ -54,7 +54,7 @@ class Session:
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: Any) -> Any:
-        """Called by the interceptor with the first FitCall."""
+        """Called by the interceptor with the first FitCall (a fit or a train_on_batch)."""
         from gradscope.intercept import ProbeFinished
 
         self.fit_seen = True
@@ -71,7 +71,8 @@ class Session:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
         self.bus.emit(PhaseChanged("train"))
-        args, kwargs = self._with_train_monitor(call, args, kwargs)
+        if getattr(call, "method", "fit") == "fit":  # train_on_batch has no epochs to monitor
+            args, kwargs = self._with_train_monitor(call, args, kwargs)
         return call.run_original(args, kwargs)
 
     def _with_train_monitor(self, call: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
