@@ -1,4 +1,7 @@
-"""Takes over the first `fit()` a script makes on any Keras model.
+"""Takes over the first `fit()` or `train_on_batch()` a script makes on any Keras model.
+
+Scripts that train with a `train_on_batch` loop (older tutorials, GANs) never
+call fit: the first of the two, whichever comes first, is the one diagnosed.
 
 Importing this module is cheap: Keras (and so TensorFlow, ~2.4 s) is imported
 only when `intercept_fit` is entered, i.e. when a script is actually run.
@@ -15,18 +18,22 @@ from typing import Any
 
 from gradscope.errors import GradscopeError
 
+# The training entry points taken over; the first call to any of them is the one.
+METHODS = ("fit", "train_on_batch")
+
 
 @dataclass
 class FitCall:
-    """One `model.fit(*args, **kwargs)` call, held back until gradscope lets it run."""
+    """One `model.fit(*args, **kwargs)` (or `train_on_batch`) call, held back until gradscope lets it run."""
 
     model: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    original: Callable[..., Any]  # the unpatched Keras fit, taking the model first
+    original: Callable[..., Any]  # the unpatched Keras method, taking the model first
+    method: str = "fit"  # "fit" | "train_on_batch": which of METHODS was called
 
     def run_original(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run Keras' own fit on this model (with these, possibly adjusted, arguments)."""
+        """Run Keras' own method on this model (with these, possibly adjusted, arguments)."""
         return self.original(self.model, *args, **kwargs)
 
 
@@ -39,41 +46,53 @@ class ProbeFinished(BaseException):
 
 @contextmanager
 def intercept_fit(on_first_fit: Callable[[FitCall], Any]) -> Iterator[None]:
-    """Patch `keras.Model.fit` so the first fit call anywhere goes to `on_first_fit`.
+    """Patch `keras.Model.fit` and `keras.Model.train_on_batch` so the first call
+    of either, anywhere, goes to `on_first_fit` (`FitCall.method` says which).
 
-    Whatever `on_first_fit` returns is what the script's `fit()` returns. Every
-    later call, and any fit made while the first is being handled (a probe on a
-    clone, the user's own fit run by the session), goes straight to Keras.
+    Whatever `on_first_fit` returns is what the script's call returns. Every
+    later call, and any call made while the first is being handled (a probe on
+    a clone, the user's own call run by the session), goes straight to Keras.
     """
     try:
         import keras
     except ImportError as error:
         raise GradscopeError(f"cannot import Keras: {error}", exit_code=2) from error
 
-    # Keras 3's Model inherits fit from the backend trainer, so patching Model
+    # Keras 3's Model inherits both from the backend trainer, so patching Model
     # covers tf.keras, keras, Sequential, functional and subclassed models alike.
     model_class = keras.Model
-    had_own = "fit" in model_class.__dict__
-    saved = model_class.__dict__.get("fit")
-    original = model_class.fit
     lock = threading.Lock()
     claimed = False
 
-    @functools.wraps(original)
-    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def first_call() -> bool:
         nonlocal claimed
-        with lock:  # a script may fit from several threads: exactly one is first
+        with lock:  # a script may train from several threads: exactly one is first
             first = not claimed
             claimed = True
-        if not first:
-            return original(self, *args, **kwargs)
-        return on_first_fit(FitCall(model=self, args=args, kwargs=kwargs, original=original))
+        return first
 
-    model_class.fit = fit
+    def patched(name: str) -> Callable[..., Any]:
+        original = getattr(model_class, name)
+
+        @functools.wraps(original)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not first_call():
+                return original(self, *args, **kwargs)
+            return on_first_fit(
+                FitCall(model=self, args=args, kwargs=kwargs, original=original, method=name)
+            )
+
+        return method
+
+    # What Model itself held (an own attribute, or nothing: inherited), to put back.
+    saved = {name: (name in model_class.__dict__, model_class.__dict__.get(name)) for name in METHODS}
     try:
+        for name in METHODS:
+            setattr(model_class, name, patched(name))
         yield
     finally:
-        if had_own:
-            model_class.fit = saved
-        else:
-            del model_class.fit
+        for name, (had_own, value) in saved.items():
+            if had_own:
+                setattr(model_class, name, value)
+            elif name in model_class.__dict__:
+                delattr(model_class, name)

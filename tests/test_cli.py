@@ -252,7 +252,8 @@ def test_script_that_never_fits_exits_4(tmp_path, monkeypatch, capsys):
     assert code == 4
     assert "data ready" in out
     assert (
-        "gradscope: prepare.py ended without calling fit() on a Keras model; nothing to diagnose."
+        "gradscope: prepare.py ended without calling fit() or train_on_batch() on a Keras "
+        "model; nothing to diagnose."
         in err.splitlines()
     )
 

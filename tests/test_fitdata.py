@@ -362,3 +362,44 @@ def test_generator_failure_is_replayed_to_fit() -> None:
     assert next(replay)[0].shape == (2, 3)
     with pytest.raises(RuntimeError, match="bad file"):  # fit fails where it would have
         next(replay)
+
+
+# --------------------------------------------------------------------------- train_on_batch
+
+
+TRAIN_ON_BATCH = keras.Model.train_on_batch
+
+
+def test_train_on_batch_is_one_batch_of_its_own_arguments() -> None:
+    x, _ = make_data(40)
+    y = (np.arange(40) % 4 == 0).astype("int64")
+    args, kwargs = (x, y), {"class_weight": {0: 1.0, 1: 3.0}}
+    fd = capture_fit_data(TRAIN_ON_BATCH, args, kwargs, seed=0)
+    assert fd.kind == "batch" and fd.batch_size == 40
+    # the probe's batch is the call's batch (class_weight as Keras turns it into
+    # sample weights), however many steps ask for one
+    (xb, yb, sw), = fd.probe_batches(5)
+    assert xb is x and yb is y
+    np.testing.assert_array_equal(sw, np.where(y == 1, 3.0, 1.0))
+    # the sample is that batch's rows, mixed (seeded), still paired
+    sx, sy, ssw = fd.sample(16)
+    assert sx.shape == (16, 3) and len(set(sx[:, 0])) == 16
+    rows = sx[:, 0].astype(int)
+    np.testing.assert_array_equal(sy, y[rows])
+    np.testing.assert_array_equal(ssw, np.where(y[rows] == 1, 3.0, 1.0))
+    np.testing.assert_array_equal(capture_fit_data(TRAIN_ON_BATCH, args, kwargs, seed=0).sample(16)[0], sx)
+    # and the user's call gets its own arguments back
+    got_args, got_kwargs = fd.fit_args()
+    assert got_args[0] is x and got_args[1] is y and got_kwargs == kwargs
+    # The method can be named too (the interceptor knows it).
+    assert capture_fit_data(FIT, (x, y), {}, method="train_on_batch").kind == "batch"
+
+
+def test_train_on_batch_data_gradscope_cannot_read() -> None:
+    x, y = make_data(8)
+    with pytest.raises(ValueError, match="class_weight"):
+        capture_fit_data(TRAIN_ON_BATCH, (x, y), {"class_weight": {0: 1.0}, "sample_weight": np.ones(8)})
+    with pytest.raises(ValueError, match="train_on_batch data"):
+        capture_fit_data(TRAIN_ON_BATCH, (iter([x]),), {})
+    with pytest.raises(ValueError, match="train_on_batch was called without `x`"):
+        capture_fit_data(TRAIN_ON_BATCH, (), {"x": None, "y": y})

@@ -188,3 +188,85 @@ def test_intercepting_twice_in_a_row_starts_afresh():
             model.fit(X, Y, verbose=0)
 
     assert [len(handler.calls) for handler in handlers] == [1, 1]
+
+
+# --------------------------------------------------------------------------- train_on_batch
+
+
+class WrappedTrainOnBatch(keras.Sequential):
+    """A user's subclass whose own train_on_batch defers to Keras."""
+
+    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        return super().train_on_batch(*args, **kwargs)
+
+
+SPELLINGS_ON_BATCH: list[Callable[[], Any]] = [
+    *SPELLINGS,
+    lambda: WrappedTrainOnBatch([keras.Input((3,)), keras.layers.Dense(1)]),
+]
+
+
+@pytest.mark.parametrize(
+    "build", SPELLINGS_ON_BATCH, ids=[*(b.__name__ for b in SPELLINGS), "subclass_train_on_batch"]
+)
+def test_each_spelling_hands_its_first_train_on_batch_over_once(build):
+    # given a compiled model, trained by a train_on_batch loop (no fit at all)
+    model = compiled(build)
+    originals = keras.Model.fit, keras.Model.train_on_batch
+    handler = Recorder()
+
+    with intercept_fit(handler):
+        first = model.train_on_batch(X, Y, sample_weight=None)
+        second = model.train_on_batch(X, Y)
+
+    # then the first call, as the script made it, went to gradscope, marked as such
+    assert len(handler.calls) == 1
+    call = handler.calls[0]
+    assert call.method == "train_on_batch" and call.model is model
+    assert call.args[0] is X and call.args[1] is Y and call.kwargs == {"sample_weight": None}
+    assert first is HELD
+    # the second trained for real and returned Keras's own answer
+    assert isinstance(second, float)
+    # and both patches are gone
+    assert "fit" not in keras.Model.__dict__ and "train_on_batch" not in keras.Model.__dict__
+    assert (keras.Model.fit, keras.Model.train_on_batch) == originals
+
+
+def test_run_original_train_on_batch_returns_what_keras_returns():
+    model = compiled(keras_sequential)
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"], jit_compile=False)
+    handler = Recorder(then=lambda call: call.run_original(call.args, call.kwargs))
+    with intercept_fit(handler):
+        logs = model.train_on_batch(X, Y, return_dict=True)
+    assert handler.calls[0].method == "train_on_batch"
+    assert set(logs) == {"loss", "mae"}
+
+
+@pytest.mark.parametrize("first", ["fit", "train_on_batch"])
+def test_whichever_of_fit_and_train_on_batch_comes_first_is_the_one(first):
+    model = compiled(keras_sequential)
+    handler = Recorder()
+    with intercept_fit(handler):
+        if first == "fit":
+            model.fit(X, Y, verbose=0)
+            later = model.train_on_batch(X, Y)
+            assert isinstance(later, float)
+        else:
+            model.train_on_batch(X, Y)
+            later = model.fit(X, Y, verbose=0)
+            assert "loss" in later.history
+    assert [call.method for call in handler.calls] == [first]
+
+
+def test_a_fit_method_calls_into_is_not_taken_twice():
+    # A train_on_batch made while the first fit is handled (a probe) goes to Keras.
+    model, clone = compiled(keras_sequential), compiled(keras_sequential)
+
+    def probe_then_hold(call: FitCall) -> Any:
+        assert isinstance(clone.train_on_batch(X, Y), float)
+        return HELD
+
+    handler = Recorder(then=probe_then_hold)
+    with intercept_fit(handler):
+        assert model.fit(X, Y, verbose=0) is HELD
+    assert [call.method for call in handler.calls] == ["fit"]

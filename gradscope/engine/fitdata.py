@@ -2,8 +2,10 @@
 
 `capture_fit_data(fit, args, kwargs)` binds the call the way Keras would, picks a
 reader for the kind of data passed (arrays, `tf.data.Dataset`, Python generator,
-`keras.utils.PyDataset`), and returns a `FitData` that hands out the first few
-training batches and the arguments the user's real fit must be called with.
+`keras.utils.PyDataset`, or the one batch of a `train_on_batch` call), and
+returns a `FitData` that hands out the first few training batches, a sample
+drawn over the training data the way fit draws it, and the arguments the
+user's real call must be made with.
 
 Only generators need their arguments rewritten: a generator can be read once, so
 the batches gradscope took are replayed in front of the rest of it. Every other
@@ -581,6 +583,40 @@ class _PyDatasetSource(_Source):
         return _shuffled_rows(_concat_batches(batches, seen or max_samples), rng, max_samples)
 
 
+class _BatchSource(_Source):
+    """One `train_on_batch(x, y, sample_weight, class_weight)` call: that batch is all the data.
+
+    Nothing is consumed: the user's call gets its own arguments back.
+    """
+
+    def __init__(
+        self, x: Any, y: Any, sample_weight: Any, class_weight: dict[Any, float] | None, seed: int | None
+    ) -> None:
+        super().__init__()
+        if not all(_is_array_like(leaf) for leaf in _leaves((x, y, sample_weight))):
+            raise ValueError(
+                "gradscope can't read this train_on_batch data: it reads NumPy arrays or "
+                "tensors (also lists/dicts of them)."
+            )
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError(
+                "train_on_batch can't use `class_weight` and `sample_weight` at the same time."
+            )
+        # Keras turns class_weight into sample weights the same way for this one batch.
+        self._batch = _with_class_weight((x, y, sample_weight), class_weight)
+        self._seed = seed
+
+    def probe_batches(self, n: int) -> list[Batch]:
+        return [self._batch] if n > 0 else []
+
+    def sample(self, max_samples: int) -> Batch:
+        # Rows mixed (privately seeded) like every other sample: a batch built
+        # as np.concatenate([real, fake]) must not show its first rows only.
+        return _shuffled_rows(
+            _batch_to_numpy(self._batch), np.random.default_rng(self._seed), max_samples
+        )
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -588,7 +624,7 @@ class _PyDatasetSource(_Source):
 class FitData:
     """The training data of one intercepted fit call, readable without disturbing that fit."""
 
-    kind: str  # "arrays" | "dataset" | "generator" | "pydataset"
+    kind: str  # "arrays" | "dataset" | "generator" | "pydataset" | "batch" (train_on_batch)
     batch_size: int | None  # for non-array kinds: filled in from the first probed batch
     num_samples: int | None = None  # training samples (arrays only, after validation_split)
     _source: _Source | None = field(default=None, repr=False, compare=False)
@@ -629,7 +665,8 @@ def _bind(fit_function: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[
     try:
         bound = sig.bind(None, *args, **kwargs) if has_self else sig.bind(*args, **kwargs)
     except TypeError as exc:
-        raise ValueError(f"gradscope can't read the arguments of this fit call: {exc}") from exc
+        name = getattr(fit_function, "__name__", "fit")
+        raise ValueError(f"gradscope can't read the arguments of this {name} call: {exc}") from exc
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     for extra in [k for k, p in sig.parameters.items() if p.kind is p.VAR_KEYWORD]:
@@ -640,12 +677,20 @@ def _bind(fit_function: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[
 
 
 def capture_fit_data(
-    fit_function: Callable[..., Any], args: tuple, kwargs: dict, seed: int | None = None
+    fit_function: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    seed: int | None = None,
+    method: str | None = None,
 ) -> FitData:
     """Bind an intercepted `Model.fit(*args, **kwargs)` call and prepare to read its data.
 
+    `method` is "fit" or "train_on_batch"; left out, it is read from
+    `fit_function`'s name (the unpatched Keras method the interceptor hands over).
     Raises ValueError when the data is of a kind gradscope can't read.
     """
+    if method is None:
+        method = "train_on_batch" if getattr(fit_function, "__name__", "") == "train_on_batch" else "fit"
     a, x_position = _bind(fit_function, args, kwargs)
     x = a.get("x")
     y = a.get("y")
@@ -658,8 +703,11 @@ def capture_fit_data(
     num_samples: int | None = None
 
     if x is None:
-        raise ValueError("gradscope found no training data: fit was called without `x`.")
-    if all(_is_array_like(leaf) for leaf in _leaves((x, y, sample_weight))):
+        raise ValueError(f"gradscope found no training data: {method} was called without `x`.")
+    if method == "train_on_batch":
+        kind, source = "batch", _BatchSource(x, y, sample_weight, class_weight, seed)
+        batch_size = _leading_dim(x)
+    elif all(_is_array_like(leaf) for leaf in _leaves((x, y, sample_weight))):
         arrays = _ArraySource(
             x,
             y,
