@@ -104,7 +104,7 @@ class Session:
 
     def _issue_deferred(self, experiments: Any) -> None:
         """The static findings that waited for evidence: those it does not clear."""
-        from gradscope.checks.dynamic import confirmed
+        from gradscope.checks.arbitration import confirmed
 
         deferred, self._deferred = self._deferred, []
         self._issue(confirmed(deferred, experiments))
@@ -199,9 +199,10 @@ class Session:
         return args, kwargs
 
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
+        from gradscope.checks.arbitration import explained, needs_evidence
         from gradscope.checks.dynamic import run_dynamic
         from gradscope.checks.facts import EmbeddingIds
-        from gradscope.checks.static import needs_evidence, run_static
+        from gradscope.checks.static import run_static
         from gradscope.engine.compiling import EAGER_LAYERS, runs_eagerly
         from gradscope.engine.experiments import Trainer, run_experiments
         from gradscope.engine.facts import embedding_ids_in_range, model_facts
@@ -372,12 +373,11 @@ class Session:
                 output_layers=[o.layer for o in facts.outputs],
             )
             self._issue_deferred(experiments)
-            self._issue(
-                run_dynamic(
-                    probe_facts, experiments, classification, n_classes,
-                    out.loss if out is not None else None,
-                )
-            )
+            # A cause already issued (or among these) ranks above what it explains.
+            self._issue(explained(self.bus.verdicts(), run_dynamic(
+                probe_facts, experiments, classification, n_classes,
+                out.loss if out is not None else None,
+            )))
         finally:
             target.restore()
             target.close()

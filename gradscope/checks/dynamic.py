@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from gradscope.checks.arbitration import confirmed as confirmed  # (its old home)
+from gradscope.checks.arbitration import rate_and_explosion
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ExperimentFacts, ProbeFacts
 from gradscope.verdicts import Severity, Verdict
@@ -795,13 +797,6 @@ def undertrained(e: ExperimentFacts | None) -> list[Verdict]:
 CLIP_TINY = 1e-3
 
 
-# A model whose tiny-subset MSE falls below this share of the targets' variance
-# explains most of them (more than their mean: with large targets, learning
-# the bias alone removes most of the initial loss) and so copes with their
-# scale: `unscaled-targets` would then be advice, not the reason it fails.
-TARGET_SCALE_COPES = 0.5
-
-
 # A held-back cross-entropy below this share of the prior's (the loss of
 # predicting the class shares) shows the inputs are being used.
 PRIOR_MARGIN = 0.9
@@ -817,42 +812,9 @@ def _learned_beyond_prior(e: ExperimentFacts) -> bool:
     return math.isfinite(end) and end < PRIOR_MARGIN * e.heldout_prior_loss
 
 
-def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdict]:
-    """Deferred static verdicts the experiments do not clear (all, without experiments)."""
-    kept = []
-    for v in deferred:
-        std = v.evidence.get("std")
-        if v.check == "unscaled-targets" and e is not None and e.overfit_steps and std:
-            end = e.overfit_loss_end
-            if math.isfinite(end) and end <= TARGET_SCALE_COPES * float(std) ** 2:
-                continue
-        if v.check == "unnormalized-input" and e is not None and _learns(e):
-            continue
-        kept.append(v)
-    return kept
-
-
-def _learns(e: ExperimentFacts) -> bool:
-    """The clone overfits the tiny subset: its loss halves or its accuracy rises."""
-    start, end = e.overfit_loss_start, e.overfit_loss_end
-    if not e.overfit_steps or not (math.isfinite(start) and math.isfinite(end)):
-        return False
-    acc_rose = (
-        e.overfit_acc_end is not None
-        and e.overfit_acc_start is not None
-        and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
-    )
-    return acc_rose or end <= 0.5 * start
-
-
 def _rate_and_explosion(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
-    """lr-too-high/low and exploding-gradient, in the order of their likelihood: a
-    gradient huge before any update ranks ahead of the rate (it explains the huge
-    steps); otherwise the rate is the usual reason the gradient explodes."""
-    rate, explosion = learning_rate(p, e), exploding_gradient(p)
-    if explosion and explosion[0].evidence.get("from_start"):
-        return explosion + rate
-    return rate + explosion
+    """lr-too-high/low and exploding-gradient, ordered by checks/arbitration.py."""
+    return rate_and_explosion(learning_rate(p, e), exploding_gradient(p))
 
 
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,

@@ -1,0 +1,190 @@
+"""Arbitration between verdicts: which static findings wait for evidence, which
+the experiments clear, and which verdict a cause present explains.
+
+The checks each judge one thing; when two of them see the same trouble from
+different ends (huge inputs *and* the huge gradients they cause), these rules
+decide what the user reads first. They live in one place so that a new rule is
+one table entry, and so that "a cause always ranks above a symptom it explains"
+is applied the same way to every verdict (no TensorFlow: verdicts and facts only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from gradscope.checks.facts import ExperimentFacts
+from gradscope.verdicts import Verdict
+
+# --- deferred static findings ------------------------------------------------
+
+# Static findings issued only if the experiments do not show the model learning
+# anyway (`confirmed`): large targets are a problem when they stall the
+# optimizer, not when a normalisation layer or a large learning rate copes
+# with them.
+NEEDS_EVIDENCE = frozenset({"unscaled-targets"})
+
+# A model whose tiny-subset MSE falls below this share of the targets' variance
+# explains most of them (more than their mean: with large targets, learning
+# the bias alone removes most of the initial loss) and so copes with their
+# scale: `unscaled-targets` would then be advice, not the reason it fails.
+TARGET_SCALE_COPES = 0.5
+
+
+def needs_evidence(v: Verdict) -> bool:
+    """Whether a static verdict waits for the experiments (see NEEDS_EVIDENCE);
+    tiny inputs too: Adam copes with them, plain SGD does not."""
+    return v.check in NEEDS_EVIDENCE or (v.check == "unnormalized-input" and bool(v.evidence.get("tiny")))
+
+
+def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdict]:
+    """Deferred static verdicts the experiments do not clear (all, without experiments)."""
+    kept = []
+    for v in deferred:
+        std = v.evidence.get("std")
+        if v.check == "unscaled-targets" and e is not None and e.overfit_steps and std:
+            end = e.overfit_loss_end
+            if math.isfinite(end) and end <= TARGET_SCALE_COPES * float(std) ** 2:
+                continue
+        if v.check == "unnormalized-input" and e is not None and _learns(e):
+            continue
+        kept.append(v)
+    return kept
+
+
+def _learns(e: ExperimentFacts) -> bool:
+    """The clone overfits the tiny subset: its loss halves or its accuracy rises."""
+    start, end = e.overfit_loss_start, e.overfit_loss_end
+    if not e.overfit_steps or not (math.isfinite(start) and math.isfinite(end)):
+        return False
+    acc_rose = (
+        e.overfit_acc_end is not None
+        and e.overfit_acc_start is not None
+        and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
+    )
+    return acc_rose or end <= 0.5 * start
+
+
+# --- the rate against the explosion ------------------------------------------
+
+
+def rate_and_explosion(rate: list[Verdict], explosion: list[Verdict]) -> list[Verdict]:
+    """lr-too-high/low and exploding-gradient, in the order of their likelihood: a
+    gradient huge before any update ranks ahead of the rate (it explains the huge
+    steps); otherwise the rate is the usual reason the gradient explodes."""
+    if explosion and explosion[0].evidence.get("from_start"):
+        return explosion + rate
+    return rate + explosion
+
+
+# --- a cause ranks above the symptom it explains -----------------------------
+
+
+def _large_inputs(v: Verdict) -> bool:
+    """unnormalized-input for values far *above* unit scale (|x| or a feature's
+    scale), the kind that makes gradients huge; tiny inputs make them small."""
+    return not v.evidence.get("tiny")
+
+
+def _any(check: str, test: Callable[[Verdict], bool] = lambda v: True) -> Callable[[Sequence[Verdict]], bool]:
+    def present(verdicts: Sequence[Verdict]) -> bool:
+        return any(v.check == check and test(v) for v in verdicts)
+
+    return present
+
+
+def _always(verdicts: Sequence[Verdict]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Explains:
+    """`cause` (a verdict of that check, for which `cause_is` holds) explains
+    `effect` when `given` holds of all verdicts: the effect is then issued as
+    a symptom of it, with `because` in its message."""
+
+    cause: str
+    effect: str
+    because: str
+    cause_is: Callable[[Verdict], bool] = lambda v: True
+    given: Callable[[Sequence[Verdict]], bool] = _always
+
+
+_SCALE_GRADIENTS = "values that large make the loss and its gradients huge from the first step"
+_ORDERED = (
+    "with one class per batch each step pulls the model towards that class, so the loss "
+    "jumps from batch to batch at any rate, and the sweep (run on the same sorted batches) "
+    "favours the rate that moves least"
+)
+
+# The rules, cause -> effect. No check is both a cause and an effect here
+# (tests/test_arbitration_and_dynamic.py checks it), so the order in which
+# verdicts arrive cannot change the outcome and no chain needs following.
+EXPLAINS: tuple[Explains, ...] = (
+    # Huge inputs or targets make huge gradients: the data's scale is the cause
+    # and the explosion its symptom (scaling the data removes both; clipping
+    # the gradient would only hide it).
+    Explains("unnormalized-input", "exploding-gradient", _SCALE_GRADIENTS, cause_is=_large_inputs),
+    Explains("unscaled-targets", "exploding-gradient", _SCALE_GRADIENTS),
+    # ... and the NaN that follows a gradient explosion: only with the
+    # explosion seen too (a NaN from log(0) in a custom loss is no scale issue).
+    Explains("unnormalized-input", "nonfinite-loss", _SCALE_GRADIENTS, cause_is=_large_inputs,
+             given=_any("exploding-gradient")),
+    Explains("unscaled-targets", "nonfinite-loss", _SCALE_GRADIENTS,
+             given=_any("exploding-gradient")),
+    # ... and the huge update ratio, when the gradient was huge before any
+    # update (from_start): the rate multiplies a gradient the data made huge.
+    Explains("unnormalized-input", "lr-too-high", _SCALE_GRADIENTS, cause_is=_large_inputs,
+             given=_any("exploding-gradient", lambda v: bool(v.evidence.get("from_start")))),
+    Explains("unscaled-targets", "lr-too-high", _SCALE_GRADIENTS,
+             given=_any("exploding-gradient", lambda v: bool(v.evidence.get("from_start")))),
+    # NaN/Inf in the data make the loss NaN whatever the model does.
+    Explains("nonfinite-input", "nonfinite-loss", "NaN/Inf in the data make the loss NaN"),
+    # Batches sorted by label: the loss jumps because each batch is one class,
+    # not because of the rate. lr-too-high is demoted, not dropped: its
+    # evidence (a jumping loss, a sweep that prefers small steps) is what
+    # sorted batches produce, but a rate can be too high as well; once the
+    # data is shuffled a new run tells, and until then it ranks after the cause.
+    Explains("ordered-labels", "lr-too-high", _ORDERED),
+)
+
+
+def explained(verdicts_so_far: Iterable[Verdict], new_verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """`new_verdicts`, each cause that another cause present explains (EXPLAINS)
+    turned into a symptom of it: kind="symptom", evidence `explained_by=<check
+    id>` and a clause saying so, so that `verdicts.rank` puts it after its cause.
+
+    Causes are looked for among `verdicts_so_far` (already issued) and
+    `new_verdicts` alike; verdicts already issued are not changed."""
+    new = list(new_verdicts)
+    everything = [*verdicts_so_far, *new]
+    out = []
+    for v in new:
+        rule, cause = _explaining(v, everything)
+        out.append(v if rule is None or cause is None else _as_symptom(v, cause, rule))
+    return out
+
+
+def _explaining(v: Verdict, everything: Sequence[Verdict]) -> tuple[Explains | None, Verdict | None]:
+    if v.kind != "cause":
+        return None, None
+    for rule in EXPLAINS:
+        if rule.effect != v.check or not rule.given(everything):
+            continue
+        for c in everything:
+            if c is not v and c.check == rule.cause and c.kind == "cause" and rule.cause_is(c):
+                return rule, c
+    return None, None
+
+
+def _as_symptom(v: Verdict, cause: Verdict, rule: Explains) -> Verdict:
+    clause = (
+        f" This follows from '{cause.check}' (reported above): {rule.because}; fix that first."
+    )
+    return replace(
+        v,
+        kind="symptom",
+        message=v.message.rstrip() + clause,
+        evidence={**v.evidence, "explained_by": cause.check},
+    )
