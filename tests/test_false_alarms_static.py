@@ -188,3 +188,125 @@ def test_rare_positives_judged_by_accuracy_without_weights_are_imbalanced() -> N
     x, y = _rare_positive()
     found = diagnose(_binary_mlp(["accuracy"]), x, y, steps=3, budget=0)
     assert found.ids[0] == "class-imbalance", found.ids
+
+
+# --- 3. outputs are judged through wrappers, nested models and dicts ---------
+
+OUTPUT_CHECKS = ("output-activation-mismatch", "logits-mismatch", "single-unit-softmax",
+                 "loss-output-mismatch", "loss-label-mismatch", "mse-for-classification",
+                 "regression-target-classification")
+
+
+def _no_output_alarm(ids: list[str]) -> None:
+    assert not [c for c in ids if c in OUTPUT_CHECKS], ids
+
+
+def _tags() -> tuple[np.ndarray, np.ndarray]:
+    """Sequences of 6 steps x 4 features; each step's tag (0..2) is the argmax
+    of its first 3 features."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6, 4)).astype("float32")
+    return x, x[..., :3].argmax(axis=-1).astype("int64")
+
+
+def _tagger(last_activation: str) -> keras.Model:
+    model = keras.Sequential([
+        keras.Input((6, 4)),
+        L.LSTM(8, return_sequences=True),
+        L.TimeDistributed(L.Dense(8, activation="relu")),
+        L.TimeDistributed(L.Dense(3, activation=last_activation, name="tags")),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_time_distributed_softmax_is_seen_as_the_output() -> None:
+    x, y = _tags()
+    found = diagnose(_tagger("softmax"), x, y, steps=2, budget=0)
+    _no_output_alarm(found.ids)
+
+
+def test_a_time_distributed_relu_output_is_blamed_by_its_own_name() -> None:
+    x, y = _tags()
+    found = diagnose(_tagger("relu"), x, y, steps=2, budget=0)
+    top = found.verdicts[0]
+    assert top.check == "output-activation-mismatch", found.ids
+    assert top.subject == "tags" and "ReLU" in top.message
+
+
+def _bidirectional(scale: float) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    x, _ = _tags()
+    y = (scale * np.tanh(x[:, :, 0].mean(axis=1, keepdims=True))).repeat(8, axis=1)
+    model = keras.Sequential([keras.Input((6, 4)), L.Dense(8, activation="relu"),
+                              L.Bidirectional(L.LSTM(4), name="encoder")])
+    model.compile("adam", "mse")
+    return model, x, y.astype("float32")
+
+
+def test_a_bidirectional_output_is_judged_by_its_lstm() -> None:
+    model, x, y = _bidirectional(1.0)  # targets within tanh's [-1, 1]
+    found = diagnose(model, x, y, steps=2, budget=0)
+    _no_output_alarm(found.ids)
+
+
+def test_a_bidirectional_output_out_of_tanh_range_is_blamed_by_its_name() -> None:
+    model, x, y = _bidirectional(50.0)
+    found = diagnose(model, x, y, steps=2, budget=0)
+    top = found.verdicts[0]
+    assert top.check == "output-activation-mismatch", found.ids
+    assert top.subject == "encoder" and "tanh" in top.message
+
+
+def _with_head(head_activation: str) -> keras.Model:
+    head = keras.Sequential([keras.Input((16,)), L.Dense(16, activation="relu"),
+                             L.Dense(10, activation=head_activation, name="classes")], name="head")
+    model = keras.Sequential([keras.Input((64,)), L.Dense(16, activation="relu"), head])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_nested_model_as_the_last_layer_is_seen_through() -> None:
+    x, y = _digits()
+    found = diagnose(_with_head("softmax"), x, y, steps=2, budget=0)
+    _no_output_alarm(found.ids)
+
+
+def test_a_nested_model_ending_in_relu_is_blamed_by_its_inner_layer() -> None:
+    x, y = _digits()
+    found = diagnose(_with_head("relu"), x, y, steps=2, budget=0)
+    top = found.verdicts[0]
+    assert top.check == "output-activation-mismatch" and top.subject == "classes", found.ids
+
+
+def _two_heads(loss: dict[str, str]) -> keras.Model:
+    inp = keras.Input((64,))
+    h = L.Dense(32, activation="relu")(inp)
+    outputs = {
+        "digit": L.Dense(10, activation="softmax", name="digit")(h),
+        "ink": L.Dense(1, name="ink")(h),  # a regression head: linear
+    }
+    model = keras.Model(inp, outputs)
+    model.compile("adam", loss, metrics={"digit": ["accuracy"], "ink": ["mae"]})
+    return model
+
+
+def _digits_and_ink() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    x, y = _digits()
+    ink = (4 * x.mean(axis=1) + 0.1 * x[:, 10]).astype("float32")  # continuous
+    return x, {"digit": y, "ink": ink}
+
+
+def test_dict_outputs_are_judged_each_with_its_own_loss_and_labels() -> None:
+    x, y = _digits_and_ink()
+    found = diagnose(_two_heads({"digit": "sparse_categorical_crossentropy", "ink": "mse"}),
+                     x, y, steps=2, budget=0)
+    _no_output_alarm(found.ids)
+    assert "accuracy-on-regression" not in found.ids, found.ids
+
+
+def test_a_dict_output_given_the_wrong_loss_is_found_by_its_key() -> None:
+    x, y = _digits_and_ink()
+    model = _two_heads({"digit": "sparse_categorical_crossentropy",
+                        "ink": "sparse_categorical_crossentropy"})
+    found = diagnose(model, x, y, steps=2, budget=0)
+    assert found.ids[0] == "regression-target-classification", found.ids

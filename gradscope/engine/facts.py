@@ -11,7 +11,7 @@ from keras.src import tree
 from keras.src.layers.layer import Layer
 
 from gradscope.checks.facts import EmbeddingIds, ModelFacts, OutputFacts, summarize
-from gradscope.engine.layers import activation_kind, own_variables, probe_layers
+from gradscope.engine.layers import activation_kind, is_recurrent, own_variables, probe_layers
 from gradscope.engine.training import batch_norms
 
 _LOSS_KINDS = {
@@ -145,20 +145,38 @@ def embedding_ids_in_range(found: list[EmbeddingIds]) -> Iterator[None]:
         Layer.__call__ = original  # type: ignore[method-assign]
 
 
+def _opaque(layer: Any) -> bool:
+    """A layer whose output is its own even though sub-layers compute it: a
+    wrapper (TimeDistributed, Bidirectional) reshapes or joins what its inner
+    layer returns, a recurrent layer loops its cell over the time steps."""
+    from keras import layers
+
+    return is_recurrent(layer) or isinstance(layer, (layers.Wrapper, layers.Bidirectional))
+
+
 @contextmanager
 def _record_layer_outputs(calls: list[tuple[Any, Any]], first: list[Any]) -> Iterator[None]:
-    """Record (leaf layer, output) in call order during one eager call; `first`
-    gets (layer, input) of the first leaf layer with weights to run."""
+    """Record (layer, output) in call order during one eager call, for leaf
+    layers and wrappers / recurrent layers (not the layers they run inside:
+    their outputs are not the model's); `first` gets (layer, input) of the
+    first leaf layer with weights to run."""
     original = Layer.__call__
+    inside = [0]  # depth inside wrappers and recurrent layers
 
     def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
         leaf = not getattr(layer, "_layers", None)
+        opaque = _opaque(layer)
         if leaf and not first and own_variables(layer) and args:
             leaves = [t for t in tree.flatten(args[0]) if hasattr(t, "shape")]
             if leaves:
                 first.append((layer, leaves[0]))
-        out = original(layer, *args, **kwargs)
-        if leaf:
+        outer = inside[0] == 0
+        inside[0] += opaque
+        try:
+            out = original(layer, *args, **kwargs)
+        finally:
+            inside[0] -= opaque
+        if outer and (leaf or opaque):
             for t in tree.flatten(out):
                 calls.append((layer, t))
         return out
@@ -170,26 +188,53 @@ def _record_layer_outputs(calls: list[tuple[Any, Any]], first: list[Any]) -> Ite
         Layer.__call__ = original  # type: ignore[method-assign]
 
 
-def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any], list[Any]]:
+def _reported_layer(layer: Any) -> Any:
+    """The layer the user wrote for an output: TimeDistributed(Dense(...)) is its
+    Dense (which owns the weights, the activation and the probe's row); a
+    Bidirectional or recurrent layer is itself."""
+    from keras import layers
+
+    inner = getattr(layer, "layer", None)
+    if isinstance(layer, layers.Wrapper) and inner is not None and not getattr(inner, "_layers", None):
+        return inner
+    return layer
+
+
+def output_layers(model: Any, x: Any) -> tuple[list[Any], list[Any], list[Any], list[str] | None]:
     """(predictions per output, the layer that produced each, [(first weighted
-    layer, its input)]) from one eager inference call; the innermost producing
-    layer wins for nested models."""
+    layer, its input)], the outputs' dict keys or None) from one eager inference
+    call; the innermost producing layer wins for nested models, wrappers are
+    seen through."""
     calls: list[tuple[Any, Any]] = []
     first: list[Any] = []
     with _record_layer_outputs(calls, first):
         y_pred = model(x, training=False)
     outputs = tree.flatten(y_pred)
-    by_id = {id(t): layer for layer, t in calls}
+    keys = _dict_keys(y_pred)
+    by_id: dict[int, Any] = {}
+    for layer, t in calls:
+        by_id.setdefault(id(t), layer)  # the first to finish is the innermost
     producers = []
     for t in outputs:
         layer = by_id.get(id(t))
         if layer is None:
             # The model re-wrapped its output (subclassed models do): take the
-            # last leaf layer whose output has the same shape.
+            # last layer whose output has the same shape.
             same = [lyr for lyr, o in calls if tuple(o.shape) == tuple(t.shape)]
             layer = same[-1] if same else (calls[-1][0] if calls else None)
-        producers.append(layer)
-    return outputs, producers, first
+        producers.append(_reported_layer(layer) if layer is not None else None)
+    return outputs, producers, first, keys
+
+
+def _dict_keys(structure: Any) -> list[str] | None:
+    """Each leaf's key when the structure is a flat dict (a model with named
+    outputs, inputs given by name), in tree.flatten's order; else None."""
+    if not isinstance(structure, dict):
+        return None
+    paths = [path for path, _ in tree.flatten_with_path(structure)]
+    if not all(len(path) == 1 for path in paths):
+        return None
+    return [str(path[0]) for path in paths]
 
 
 def _looks_like_softmax(pred: np.ndarray) -> bool:
@@ -215,8 +260,10 @@ def _metric_names(metrics: Any) -> tuple[str, ...]:
 
 def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray]]:
     """Static facts and the predictions at initialisation (one eager call on `x`)."""
-    outputs, producers, first = output_layers(model, x)
-    names = list(getattr(model, "output_names", None) or [])
+    outputs, producers, first, keys = output_layers(model, x)
+    # A dict of outputs is named by its keys (labels and losses are keyed the
+    # same way); a subclassed model's output_names may not know them.
+    names = keys or list(getattr(model, "output_names", None) or [])
     if len(names) != len(outputs):
         names = [f"output_{i}" for i in range(len(outputs))]
     config = getattr(model, "_compile_config", None)
@@ -284,3 +331,56 @@ def _dropout_rates(model: Any) -> list[tuple[str, float]]:
         if "Dropout" in type(layer).__name__ and isinstance(rate, (int, float)):
             found.append((layer.name, float(rate)))
     return found
+
+
+def facts_without_forward(model: Any, x: Any, y: Any) -> ModelFacts:
+    """Static facts of a model that cannot run a forward pass (no call(): a GAN
+    or VAE built of sub-models and trained by its own train_step): inputs,
+    layers, and one output per compiled loss read off the loss and the labels
+    alone; the output's units and activation are unknown (None / "other"), so
+    only the checks that need neither judge it."""
+    config = getattr(model, "_compile_config", None)
+    loss = config.config.get("loss") if config is not None else getattr(model, "loss", None)
+    names: list[str] = []
+    if isinstance(loss, dict):
+        names = [str(k) for k in loss]
+    elif isinstance(loss, (list, tuple)):
+        names = [f"output_{i}" for i in range(len(loss))]
+    elif loss is not None:
+        names = ["output_0"]
+    if isinstance(y, dict) and isinstance(loss, dict):
+        per_labels = [y.get(name) for name in names]
+    else:
+        per_labels = _labels_per_output(y, names)
+    per_metrics = _metrics_per_output(
+        config.config.get("metrics") if config is not None else None, names
+    )
+    outs = []
+    for name, out_loss, labels, out_metrics in zip(
+        names, _losses_per_output(loss, names), per_labels, per_metrics, strict=True
+    ):
+        kind, display, from_logits = canonical_loss(out_loss)
+        outs.append(
+            OutputFacts(
+                name=name, layer=name, units=None, activation="other", loss=kind,
+                loss_display=display, from_logits=from_logits,
+                labels=summarize(labels) if labels is not None else None,
+                label_smoothing=_label_smoothing(out_loss), metrics=out_metrics,
+            )
+        )
+    weighted = [layer for layer in probe_layers(model) if own_variables(layer)]
+    inputs = [summarize(leaf) for leaf in tree.flatten(x)]
+    return ModelFacts(
+        name=model.name,
+        total_params=int(sum(int(np.prod(v.shape)) for v in model.weights)),
+        trainable_params=int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+        weighted_layers=tuple(layer.name for layer in weighted),
+        frozen_layers=tuple(layer.name for layer in weighted if not layer.trainable and layer.weights),
+        outputs=tuple(outs),
+        inputs=tuple(i for i in inputs if i is not None),
+        first_layer_input=None,
+        first_layer_type="",
+        metrics=_metric_names(config.config.get("metrics") if config is not None else None),
+        dropout_rates=tuple(_dropout_rates(model)),
+        batch_norm_layers=tuple(layer.name for layer in batch_norms(model)),
+    )

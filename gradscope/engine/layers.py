@@ -33,6 +33,12 @@ def activation_kind(layer: Any) -> str | None:
         return "softmax"
     if isinstance(layer, (layers.LeakyReLU, layers.PReLU, layers.ELU)):
         return "other"
+    # Wrappers have no activation of their own: their output is the wrapped
+    # layer's, reshaped (TimeDistributed) or joined (Bidirectional).
+    if isinstance(layer, layers.Bidirectional):
+        return activation_kind(layer.forward_layer)
+    if isinstance(layer, layers.Wrapper) and getattr(layer, "layer", None) is not None:
+        return activation_kind(layer.layer)
     act = getattr(layer, "activation", None)
     if act is None:
         return None
