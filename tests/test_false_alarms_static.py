@@ -310,3 +310,95 @@ def test_a_dict_output_given_the_wrong_loss_is_found_by_its_key() -> None:
                         "ink": "sparse_categorical_crossentropy"})
     found = diagnose(model, x, y, steps=2, budget=0)
     assert found.ids[0] == "regression-target-classification", found.ids
+
+
+# --- 4. wording: the loss named as it is, shares never rounded to 100 %, inputs by name
+
+def test_shares_round_to_100_or_0_percent_only_when_exact() -> None:
+    from gradscope.checks.wording import share
+
+    assert [share(v) for v in (0.95, 0.996, 0.9996, 1.0, 0.0, 0.004, 0.5)] == [
+        "95%", "99.6%", "99.96%", "100%", "0%", "0.4%", "50%"]
+    assert share(0.9999999) == "over 99.999%" and share(1e-9) == "under 0.001%"
+
+
+def test_a_996_percent_majority_is_not_printed_as_all_of_them() -> None:
+    from gradscope.checks.static import class_imbalance
+
+    labels = np.array([0] * 996 + [1] * 4)
+    (v,) = class_imbalance(_out(labels, "binary_crossentropy", metrics=("accuracy",)))
+    assert "99.6%" in v.message and "100%" not in v.message
+
+
+def test_no_check_module_prints_a_share_with_plain_percent_rounding() -> None:
+    # Each share goes through wording.share; `:.0%` would print 99.6 % as 100 %.
+    from pathlib import Path
+
+    import gradscope.checks.static as static
+
+    assert ":.0%}" not in Path(static.__file__).read_text(encoding="utf-8")
+
+
+def test_mse_for_classification_names_the_loss_it_sees() -> None:
+    from gradscope.checks.static import mse_for_classification
+
+    onehot = np.eye(3)[np.arange(60) % 3]
+    for loss, words in (("mae", "absolute error"), ("mse", "squared error")):
+        (v,) = mse_for_classification(_out(onehot, loss, units=3, activation="softmax"))
+        assert words in v.message, v.message
+    (v,) = mse_for_classification(_out(onehot, "mae", units=3, activation="softmax"))
+    assert "squared" not in v.message
+
+
+def _heart_like(raw: str | None) -> dict[str, np.ndarray]:
+    """13 named tabular columns, standardised except `raw` (kept in its units, up to ~400)."""
+    rng = np.random.default_rng(0)
+    names = ["age", "ca", "chol", "cp", "exang", "fbs", "oldpeak", "restecg", "sex", "slope",
+             "thal", "thalach", "trestbps"]
+    cols = {n: rng.normal(size=(303, 1)).astype("float32") for n in names}
+    if raw is not None:
+        cols[raw] = rng.uniform(120, 400, size=(303, 1)).astype("float32")
+    return cols
+
+
+def test_the_unnormalized_input_among_named_inputs_is_named_by_its_key() -> None:
+    from gradscope.checks.facts import ModelFacts
+    from gradscope.checks.static import unnormalized_input
+
+    cols = _heart_like("chol")
+    names = tuple(sorted(cols))
+    joined = np.concatenate([cols[n] for n in names], axis=1)
+    facts = ModelFacts(
+        name="m", total_params=1, trainable_params=1, weighted_layers=("dense",), frozen_layers=(),
+        inputs=tuple(summarize(cols[n]) for n in names), input_names=names,  # type: ignore[misc]
+        first_layer_input=summarize(joined), first_layer_type="Dense", first_layer_name="dense",
+    )
+    (v,) = unnormalized_input(facts)
+    assert "input 'chol' reaches" in v.message and v.evidence["input"] == "chol", v.message
+    assert "input 0" not in v.message
+
+
+def _dict_input_model(names: list[str]) -> keras.Model:
+    inputs = {n: keras.Input((1,), name=n) for n in names}
+    h = L.Concatenate()([inputs[n] for n in names])
+    h = L.Dense(16, activation="relu")(h)
+    model = keras.Model(inputs, L.Dense(1, activation="sigmoid")(h))
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_dict_of_standardised_inputs_is_not_called_unnormalized() -> None:
+    cols = _heart_like(None)
+    y = (cols["age"][:, 0] + cols["thalach"][:, 0] > 0).astype("float32")
+    found = diagnose(_dict_input_model(sorted(cols)), cols, y, steps=2, budget=0)
+    assert "unnormalized-input" not in found.ids, found.ids
+
+
+def test_a_raw_column_among_dict_inputs_is_the_top_verdict_by_its_name() -> None:
+    cols = _heart_like("chol")
+    y = (cols["age"][:, 0] + cols["thalach"][:, 0] > 0).astype("float32")
+    # Inputs concatenated in another order than the dict's sorted keys
+    found = diagnose(_dict_input_model(sorted(cols, reverse=True)), cols, y, steps=2, budget=0)
+    top = found.verdicts[0]
+    assert top.check == "unnormalized-input", found.ids
+    assert "input 'chol'" in top.message, top.message

@@ -163,10 +163,14 @@ class ModelFacts:
     frozen_layers: tuple[str, ...]  # weighted layers with trainable=False
     outputs: tuple[OutputFacts, ...] = ()
     inputs: tuple[ArrayFacts, ...] = ()
+    # Each input's name, aligned with `inputs`: its dict key, or the name given
+    # to its keras.Input; "" when it has none (a single array, unnamed Inputs).
+    input_names: tuple[str, ...] = ()
     # What the first layer with weights actually receives (after any Rescaling,
-    # Normalization or in-call preprocessing), and that layer's type.
+    # Normalization or in-call preprocessing), and that layer's type and name.
     first_layer_input: ArrayFacts | None = None
     first_layer_type: str = ""
+    first_layer_name: str = ""
     metrics: tuple[str, ...] = ()  # metric names as compiled, lower case
     notes: tuple[str, ...] = field(default_factory=tuple)
     dropout_rates: tuple[tuple[str, float], ...] = ()  # (layer, rate) of each Dropout-like layer

@@ -11,6 +11,7 @@ from gradscope.checks.arbitration import NEEDS_EVIDENCE as NEEDS_EVIDENCE  # noq
 from gradscope.checks.arbitration import needs_evidence as needs_evidence  # noqa: F401
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ArrayFacts, BatchFacts, ModelFacts, OutputFacts
+from gradscope.checks.wording import share as pct
 from gradscope.verdicts import Verdict
 
 CATEGORICAL = "categorical_crossentropy"
@@ -601,6 +602,17 @@ def unscaled_targets(out: OutputFacts) -> list[Verdict]:
     ]
 
 
+# What each regression loss measures, for messages: MAE is no squared error.
+_ERROR_KINDS = {
+    "mse": "squared error",
+    "mae": "absolute error",
+    "huber": "Huber loss (squared, then absolute error)",
+    "logcosh": "log-cosh error",
+    "msle": "squared error of logarithms",
+    "mape": "percentage error",
+}
+
+
 def mse_for_classification(out: OutputFacts) -> list[Verdict]:
     labels = out.labels
     if labels is None or out.loss not in REGRESSION_LOSSES:
@@ -616,8 +628,9 @@ def mse_for_classification(out: OutputFacts) -> list[Verdict]:
             "mse-for-classification",
             "loss",
             f"'{out.loss_display}' on class labels ({'one-hot' if labels.one_hot else 'integer ids'}, "
-            f"values {_values(labels)}) with a {out.activation} output: squared error on "
-            "probabilities gives weak gradients once a prediction is wrong and confident.",
+            f"values {_values(labels)}) with a {out.activation} output: "
+            f"{_ERROR_KINDS.get(out.loss or '', 'a regression loss')} on probabilities gives "
+            "weak gradients once a prediction is wrong and confident.",
             "Use cross-entropy: loss='binary_crossentropy' for a sigmoid output, "
             "'categorical_crossentropy' (one-hot) or 'sparse_categorical_crossentropy' "
             "(integer ids) for softmax.",
@@ -691,8 +704,8 @@ def class_imbalance(out: OutputFacts, batches: BatchFacts | None = None) -> list
         verdict(
             "class-imbalance",
             "labels",
-            f"the majority class holds {share:.0%} of the labels: a model that always predicts "
-            f"it scores {share:.0%} accuracy while learning nothing.",
+            f"the majority class holds {pct(share)} of the labels: a model that always predicts "
+            f"it scores {pct(share)} accuracy while learning nothing.",
             "Weight the classes, resample, or judge by per-class recall / AUC:\n"
             "    from sklearn.utils.class_weight import compute_class_weight\n"
             "    w = compute_class_weight('balanced', classes=np.unique(y), y=y)\n"
@@ -710,7 +723,7 @@ def nonfinite_input(facts: ModelFacts) -> list[Verdict]:
                 verdict(
                     "nonfinite-input",
                     "inputs",
-                    f"input {i} holds {inp.nonfinite_count} NaN/Inf values (shape {inp.shape}): "
+                    f"{_input_label(facts, i)} holds {inp.nonfinite_count} NaN/Inf values (shape {inp.shape}): "
                     "one NaN makes the loss and every gradient NaN.",
                     "Clean or impute them before training:\n"
                     "    x = np.nan_to_num(x)   # or drop / impute the rows",
@@ -744,7 +757,7 @@ def constant_input(facts: ModelFacts) -> list[Verdict]:
                 verdict(
                     "constant-input",
                     "inputs",
-                    f"input {i} (shape {inp.shape}) is {what}: the model cannot tell samples "
+                    f"{_input_label(facts, i)} (shape {inp.shape}) is {what}: the model cannot tell samples "
                     "apart, so it can only learn the average label.",
                     "Check the preprocessing (an integer division that floors to 0, an "
                     "array overwritten, the wrong column selected).",
@@ -761,24 +774,65 @@ _SELF_SCALING = (
 )
 
 
+def _input_label(facts: ModelFacts, i: int) -> str:
+    """How messages name raw input i: by its dict key or Input name, as "the
+    input" when it is the only one, else by position."""
+    names = facts.input_names if len(facts.input_names) == len(facts.inputs) else ()
+    if names and names[i]:
+        return f"input '{names[i]}'"
+    return "the input" if len(facts.inputs) == 1 else f"input {i}"
+
+
+def _source_of(facts: ModelFacts, inp: ArrayFacts) -> int | None:
+    """Which raw input the first layer's values come from: the one reaching the
+    same largest |x| (a concatenation of named inputs reaches its largest
+    member's); None when none does (the values were transformed on the way)."""
+    for i, raw in enumerate(facts.inputs):
+        if raw.numeric and raw.finite and math.isclose(raw.absmax, inp.absmax, rel_tol=1e-5):
+            return i
+    return None
+
+
 def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
     if facts.first_layer_type in _SELF_SCALING:
         return []
     # Judge what the first weighted layer receives: a Rescaling layer or an
     # `x / 255` inside call() has already fixed raw pixels.
-    inputs = [facts.first_layer_input] if facts.first_layer_input is not None else facts.inputs
+    # (facts, name in messages, what differs in scale, input's name)
+    judged: list[tuple[ArrayFacts, str, str, str]] = []
+    if facts.first_layer_input is not None:
+        inp = facts.first_layer_input
+        source = _source_of(facts, inp) if len(facts.inputs) > 1 else None
+        if len(facts.inputs) <= 1:
+            label = "the input"
+        elif source is not None:
+            label = _input_label(facts, source)
+        else:
+            label = f"what '{facts.first_layer_name or facts.first_layer_type}' receives"
+        names = facts.input_names if len(facts.input_names) == len(facts.inputs) else ()
+        # Several inputs reach the first layer together (concatenated): their
+        # features are compared with each other, not within one input.
+        features = (
+            f"the features '{facts.first_layer_name or facts.first_layer_type}' receives"
+            + (f" (largest in {label})" if source is not None else "")
+            if len(facts.inputs) > 1 else "the features of the input"
+        )
+        judged.append((inp, label, features, names[source] if names and source is not None else ""))
+    else:
+        names = facts.input_names if len(facts.input_names) == len(facts.inputs) else ()
+        judged = [(inp, _input_label(facts, i), f"the features of {_input_label(facts, i)}",
+                   names[i] if names else "") for i, inp in enumerate(facts.inputs)]
     found: list[Verdict] = []
-    for i, inp in enumerate(inputs):
-        if inp is None:
-            continue
+    for inp, label, features, name in judged:
         if not inp.numeric or not inp.finite or inp.absmax == 0.0:
             continue
+        where = {"input": name} if name else {}
         if inp.absmax >= INPUT_ABSMAX:
             found.append(
                 verdict(
                     "unnormalized-input",
                     "inputs",
-                    f"input {i} reaches |x| = {inp.absmax:.4g} (mean {inp.mean:.4g}, std "
+                    f"{label} reaches |x| = {inp.absmax:.4g} (mean {inp.mean:.4g}, std "
                     f"{inp.std:.4g}): far from unit scale, which saturates sigmoid/tanh units "
                     "and makes the first layer's gradients huge.",
                     "Scale the inputs, e.g. x = x / 255.0 for pixels, or standardise:\n"
@@ -786,6 +840,7 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
                     "or put keras.layers.Normalization() (adapted on x) first in the model.",
                     severity="warning",
                     absmax=inp.absmax,
+                    **where,
                 )
             )
         elif inp.absmax <= INPUT_TINY:
@@ -793,7 +848,7 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
                 verdict(
                     "unnormalized-input",
                     "inputs",
-                    f"input {i} never exceeds |x| = {inp.absmax:.2g} (mean {inp.mean:.2g}, std "
+                    f"{label} never exceeds |x| = {inp.absmax:.2g} (mean {inp.mean:.2g}, std "
                     f"{inp.std:.2g}): far below unit scale (scaled twice?), so the first "
                     "layer's outputs and its gradients are tiny and it barely learns.",
                     "Scale the inputs once, e.g. x = x / 255.0 for raw pixels only, or "
@@ -801,6 +856,7 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
                     severity="warning",
                     absmax=inp.absmax,
                     tiny=True,
+                    **where,
                 )
             )
         elif inp.feature_scale_ratio >= FEATURE_RATIO and inp.absmax >= 10:
@@ -808,11 +864,12 @@ def unnormalized_input(facts: ModelFacts) -> list[Verdict]:
                 verdict(
                     "unnormalized-input",
                     "inputs",
-                    f"input {i}'s features differ in scale by {inp.feature_scale_ratio:.2g}x "
+                    f"{features} differ in scale by {inp.feature_scale_ratio:.2g}x "
                     f"(largest |x| {inp.absmax:.4g}): the large columns dominate the first layer.",
                     "Standardise each feature: x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-7)",
                     severity="warning",
                     ratio=inp.feature_scale_ratio,
+                    **where,
                 )
             )
     return found
@@ -872,7 +929,7 @@ def dropout_too_high(facts: ModelFacts) -> list[Verdict]:
         verdict(
             "dropout-too-high",
             high[0][0],
-            f"dropout drops {worst:.0%} of the units in training ({names}): so little gets "
+            f"dropout drops {pct(worst)} of the units in training ({names}): so little gets "
             "through that the gradient is mostly noise. Keras's rate is the share dropped, "
             "not kept (TF1's keep_prob).",
             "Use a rate of 0.1-0.5: keras.layers.Dropout(0.2)  (for keep_prob=p write "
@@ -900,7 +957,7 @@ def zero_sample_weights(b: BatchFacts) -> list[Verdict]:
         verdict(
             "zero-sample-weights",
             "sample_weight",
-            f"{'every sample' if every else f'{share:.0%} of the samples'} in the probe "
+            f"{'every sample' if every else f'{pct(share)} of the samples'} in the probe "
             f"batches {'has' if every else 'have'} weight 0 (sample_weight or class_weight): "
             + ("the loss is 0 whatever the model predicts, so no step changes anything."
                if every else "the model learns from the few samples left."),
@@ -932,7 +989,7 @@ def embedding_out_of_range(facts: ModelFacts) -> list[Verdict]:
                 "embedding-out-of-range",
                 layer,
                 f"Embedding '{layer}' has input_dim={dim} (ids 0..{dim - 1}) but receives ids "
-                f"from {lo} to {hi}: {share:.0%} of them are outside its table. On CPU the fit "
+                f"from {lo} to {hi}: {pct(share)} of them are outside its table. On CPU the fit "
                 "stops with InvalidArgumentError; on a GPU their lookups return zeros, so "
                 "those tokens carry nothing.",
                 f"Size the table to the vocabulary: Embedding(input_dim={max(hi + 1, dim)}, ...)  "

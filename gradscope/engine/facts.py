@@ -298,10 +298,12 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
         )
     weighted = [layer for layer in probe_layers(model) if own_variables(layer)]
     frozen = [layer.name for layer in weighted if not layer.trainable and layer.weights]
-    inputs = [summarize(leaf) for leaf in tree.flatten(x)]
-    first_input = first_type = None
+    leaves = tree.flatten(x)
+    named = list(zip(_input_names(model, x, len(leaves)), (summarize(leaf) for leaf in leaves), strict=True))
+    first_input = first_type = first_name = None
     if first:
         first_type = type(first[0][0]).__name__
+        first_name = first[0][0].name
         try:
             first_input = summarize(np.asarray(first[0][1]))
         except Exception:  # noqa: BLE001 - symbolic or exotic tensors: judge raw inputs
@@ -313,14 +315,34 @@ def model_facts(model: Any, x: Any, y: Any) -> tuple[ModelFacts, list[np.ndarray
         weighted_layers=tuple(layer.name for layer in weighted),
         frozen_layers=tuple(frozen),
         outputs=tuple(outs),
-        inputs=tuple(i for i in inputs if i is not None),
+        inputs=tuple(i for _, i in named if i is not None),
+        input_names=tuple(n for n, i in named if i is not None),
         first_layer_input=first_input,
         first_layer_type=first_type or "",
+        first_layer_name=first_name or "",
         metrics=_metric_names(config.config.get("metrics") if config is not None else None),
         dropout_rates=tuple(_dropout_rates(model)),
         batch_norm_layers=tuple(layer.name for layer in batch_norms(model)),
     )
     return facts, [np.asarray(t) for t in outputs]
+
+
+def _input_names(model: Any, x: Any, n: int) -> list[str]:
+    """Each input leaf's name: its dict key, else (several inputs) the name of
+    the model's keras.Input in the same place; "" when it has none."""
+    keys = _dict_keys(x)
+    if keys is not None and len(keys) == n:
+        return keys
+    if n > 1:
+        try:
+            tensors = list(getattr(model, "inputs", None) or [])
+        except Exception:  # noqa: BLE001 - a subclassed model has no symbolic inputs
+            tensors = []
+        if len(tensors) == n:
+            names = [str(getattr(t, "name", "") or "") for t in tensors]
+            # Keras names an unnamed Input's tensor "keras_tensor_<n>": no name to quote.
+            return ["" if name.startswith("keras_tensor") else name for name in names]
+    return [""] * n
 
 
 def _dropout_rates(model: Any) -> list[tuple[str, float]]:
