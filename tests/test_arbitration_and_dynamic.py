@@ -156,6 +156,112 @@ def test_symptoms_and_unrelated_causes_pass_through_unchanged() -> None:
     assert explained([_v("ordered-labels"), _v("unnormalized-input", **LARGE_INPUT)], new) == new
 
 
+# --------------------------------- 2. collapsed-predictions, 3. baseline (no TF)
+
+
+def _ids(found: list[Verdict]) -> list[str]:
+    return [v.check for v in found]
+
+
+def test_collapsed_needs_both_the_evaluation_batch_and_the_trained_subset_to_agree() -> None:
+    from gradscope.checks.dynamic import collapsed_predictions
+
+    # a rare-class subset trained to one value (8e-4) while 256 inputs differ by 0.09
+    one_class_subset = _facts(pred_spread_after=0.087, overfit_spread_end=8.3e-4,
+                              overfit_majority=1.0, heldout_majority=0.996, n_units=1)
+    assert collapsed_predictions(one_class_subset) == []
+    # eval batch identical, but training made them differ: not collapsed either
+    assert collapsed_predictions(_facts(pred_spread_after=0.0, overfit_spread_end=0.3)) == []
+    # both identical: it is
+    [v] = collapsed_predictions(_facts(pred_spread_after=0.0, overfit_spread_end=0.0))
+    assert v.check == "collapsed-predictions" and "same output" in v.message
+
+
+def test_collapsed_probabilities_are_judged_against_the_spread_the_labels_need() -> None:
+    from gradscope.checks.dynamic import COLLAPSE_SHARE, collapsed_predictions
+
+    # balanced two classes: the labels' indicator std is 0.5
+    edge = COLLAPSE_SHARE * 0.5
+    at = _facts(pred_spread_after=edge, overfit_spread_end=edge, heldout_majority=0.5)
+    above = _facts(pred_spread_after=edge * 1.01, overfit_spread_end=edge, heldout_majority=0.5)
+    assert _ids(collapsed_predictions(at)) == ["collapsed-predictions"]
+    assert collapsed_predictions(above) == []
+    # 99/1: the labels need a spread of ~0.1 only, so 0.002 already differs
+    rare = _facts(pred_spread_after=2e-3, overfit_spread_end=2e-3, heldout_majority=0.99)
+    assert collapsed_predictions(rare) == []
+    # one class only: a constant output is right
+    assert collapsed_predictions(_facts(pred_spread_after=0.0, overfit_spread_end=0.0,
+                                        eval_majority=1.0)) == []
+
+
+def test_collapsed_logits_or_regression_outputs_must_be_equal_to_float_precision() -> None:
+    from gradscope.checks.dynamic import COLLAPSE_FLOAT, collapsed_predictions
+
+    # small regression targets: outputs of 1e-7 that differ by 1e-8 do differ
+    small = _facts(probability_output=False, pred_scale=1e-7, pred_spread_after=1e-8,
+                   overfit_spread_end=1e-8, n_units=1)
+    assert collapsed_predictions(small) == []
+    edge = COLLAPSE_FLOAT * 3.0
+    same = _facts(probability_output=False, pred_scale=3.0, pred_spread_after=edge,
+                  overfit_spread_end=0.0, n_units=1)
+    assert _ids(collapsed_predictions(same)) == ["collapsed-predictions"]
+    differ = _facts(probability_output=False, pred_scale=3.0, pred_spread_after=edge * 1.01,
+                    overfit_spread_end=0.0, n_units=1)
+    assert collapsed_predictions(differ) == []
+
+
+def _stuck_on_heldout(majority: float, samples: int = 256) -> ExperimentFacts:
+    # fitted and held-back accuracy exactly at the majority share, no learning beyond it
+    return _facts(heldout_steps=200, heldout_samples=samples, heldout_majority=majority,
+                  heldout_train_acc=majority, heldout_acc=majority, heldout_acc_start=majority,
+                  n_units=1)
+
+
+def _symptoms(e: ExperimentFacts) -> list[str]:
+    from gradscope.checks.dynamic import symptoms
+    from gradscope.checks.facts import ProbeFacts
+
+    empty = np.zeros((1, 0))
+    p = ProbeFacts(layers=(), layer_types=(), activations=(), losses=np.array([1.0]),
+                   grad_norm=empty, weight_norm=empty, update_ratio=empty, act_mean=empty,
+                   act_finite=empty.astype(bool), saturated=empty, dead=empty)
+    return _ids(symptoms(p, e, True, 2, "binary_crossentropy"))
+
+
+def test_accuracy_at_baseline_needs_enough_rare_samples_held_back() -> None:
+    from gradscope.checks.dynamic import MIN_MINORITY
+
+    # 256 held back: 10 outside the majority is the edge (1 - 246/256 = 10/256)
+    assert "accuracy-at-baseline" in _symptoms(_stuck_on_heldout(1 - MIN_MINORITY / 256))
+    assert "accuracy-at-baseline" not in _symptoms(_stuck_on_heldout(1 - (MIN_MINORITY - 1) / 256))
+    # one rare sample among 256 (99.6 %): accuracy cannot tell learning from guessing
+    assert "accuracy-at-baseline" not in _symptoms(_stuck_on_heldout(255 / 256))
+    assert "accuracy-at-baseline" in _symptoms(_stuck_on_heldout(0.8))
+
+
+def test_accuracy_at_baseline_on_the_tiny_subset_needs_enough_rare_samples_too() -> None:
+    def stuck(majority: float) -> ExperimentFacts:
+        return _facts(overfit_steps=150, overfit_samples=32, overfit_loss_start=0.7,
+                      overfit_loss_end=0.69, overfit_acc_start=majority, overfit_acc_end=majority,
+                      overfit_majority=majority, n_units=1)
+
+    assert "accuracy-at-baseline" in _symptoms(stuck(22 / 32))  # 10 of the rare class
+    assert "accuracy-at-baseline" not in _symptoms(stuck(23 / 32))  # 9
+    assert "accuracy-at-baseline" not in _symptoms(stuck(30 / 32))  # 2
+
+
+def test_labels_unpredictable_needs_enough_samples_outside_the_majority() -> None:
+    def shuffled(majority: float, samples: int) -> ExperimentFacts:
+        return _facts(heldout_steps=200, heldout_samples=samples, heldout_majority=majority,
+                      heldout_train_acc=0.9, heldout_acc=majority, heldout_acc_start=majority,
+                      n_units=10)
+
+    assert "labels-unpredictable" in _symptoms(shuffled(0.13, 256))  # digits, 10 classes
+    # 40 held back, 80 % one class: 8 others, too few to call the rest chance
+    assert "labels-unpredictable" not in _symptoms(shuffled(0.8, 40))
+    assert "labels-unpredictable" in _symptoms(shuffled(0.75, 40))  # 10 others
+
+
 # ------------------------------------------- through the real pipeline (tiny TF)
 
 # A safety cap only: the experiments run planned step counts, so a loaded
@@ -235,3 +341,71 @@ def test_data_sorted_by_label_is_named_before_the_learning_rate(pipeline: str) -
     for v in found.verdicts:
         if v.check == "lr-too-high":
             assert v.kind == "symptom" and v.evidence["explained_by"] == "ordered-labels"
+
+
+def _binary_mlp(n_features: int, learning_rate: float) -> Any:
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((n_features,)), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(keras.optimizers.Adam(learning_rate), "binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_sigmoid_on_rare_positives_is_not_called_collapsed_or_stuck_at_baseline() -> None:
+    # Given 0.5 % positives (a tiny subset holds none, 256 held back hold one) and Adam(1e-2):
+    # the subset's outputs all go to ~0 together, the evaluation batch's still differ by ~0.09
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=4000, n_features=10, weights=[0.995, 0.005],
+                               class_sep=1.0, random_state=0)
+    found = _diagnose(_binary_mlp(10, 1e-2), x.astype("float32"), y, epochs=5)
+    assert "collapsed-predictions" not in found.ids, found.ids
+    assert "accuracy-at-baseline" not in found.ids, found.ids
+    assert not [v for v in found.verdicts if v.severity == "error"], found.ids
+
+
+def test_a_healthy_binary_classifier_on_easy_data_gets_no_alarm() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    found = _diagnose(_binary_mlp(30, 1e-2), x, y, epochs=5)
+    assert not [v for v in found.verdicts if v.severity in ("error", "warning")], found.ids
+
+
+def test_a_regression_onto_small_targets_is_not_called_collapsed() -> None:
+    # Given targets of order 1e-6 (a physical quantity in SI units)
+    keras = _keras()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 8)).astype("float32")
+    y = (1e-6 * (x[:, 0] + 0.5 * x[:, 1])).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    found = _diagnose(model, x, y, epochs=5)
+    assert "collapsed-predictions" not in found.ids, found.ids
+
+
+@pytest.mark.parametrize("bug", ["dead ReLU before the output", "frozen, zero weights"])
+def test_a_constant_output_is_still_called_collapsed(bug: str) -> None:
+    keras = _keras()
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    if bug == "frozen, zero weights":
+        hidden = keras.layers.Dense(32, activation="relu", kernel_initializer="zeros")
+        out = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros")
+    else:
+        hidden = keras.layers.Dense(32, activation="relu",
+                                    bias_initializer=keras.initializers.Constant(-10.0))
+        out = keras.layers.Dense(10, activation="softmax")
+    model = keras.Sequential([keras.Input((64,)), hidden, out])
+    model.trainable = bug != "frozen, zero weights"
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    found = _diagnose(model, x, y, epochs=5)
+    v = found.find("collapsed-predictions")
+    assert v.kind == "symptom" and v.evidence["eval_spread"] == 0.0
+    assert found.verdicts[0].kind == "cause"  # its cause comes first

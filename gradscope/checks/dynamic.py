@@ -161,6 +161,25 @@ OVERFIT_FULL_STEPS = 100
 # Accuracy stuck at the majority share (on the tiny subset or held back) means
 # something only after enough steps for a healthy model to leave it.
 HELDOUT_MIN_STEPS = 40
+# ... and only on a subset holding at least this many samples outside the
+# majority class: accuracy moves only through them. A model that has learned to
+# find even 30 % of them shows it on 10 with probability 1 - 0.7**10 = 97 %; on
+# 2 (a 256-sample held-back part of 99/1 data) it looks exactly like one
+# predicting the majority for everything half the time (0.7**2 = 49 %).
+# Applies to accuracy-at-baseline and labels-unpredictable alike.
+MIN_MINORITY = 10
+# collapsed-predictions: probabilities whose spread across samples (std of an
+# output unit) is under this share of the spread the labels ask for (the std
+# of a class's 0/1 indicator, sqrt(m (1 - m)) for a majority share m) sit
+# within 1 % of one value where the labels span 0..1: the same output for
+# every input, to any metric.
+COLLAPSE_SHARE = 1e-2
+# Outputs without a probability scale (logits, regression) count as the same
+# only when equal to float32 precision relative to their size: 1e-6 is ~10
+# float32 ulps (eps 1.2e-7), what reordered sums leave on identical outputs.
+# (Relative, not floored at 1: small regression targets give small outputs
+# that differ by far less than 1e-6 and still differ.)
+COLLAPSE_FLOAT = 1e-6
 
 
 def _median_over_steps(grid: np.ndarray) -> np.ndarray:
@@ -545,6 +564,67 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
     return []
 
 
+def _label_majority(e: ExperimentFacts) -> float | None:
+    """The majority class's share of the labels, from the largest set measured
+    (evaluation batch, held-back part, tiny subset); None for regression."""
+    for m in (e.eval_majority, e.heldout_majority, e.overfit_majority):
+        if m is not None and math.isfinite(m):
+            return m
+    return None
+
+
+def _enough_minority(majority: float | None, samples: int) -> bool:
+    """At least MIN_MINORITY of the samples lie outside the majority class."""
+    return majority is not None and round((1.0 - majority) * samples) >= MIN_MINORITY
+
+
+def collapsed_predictions(e: ExperimentFacts) -> list[Verdict]:
+    """The same output for every input: judged on the evaluation batch (256 rows,
+    after the probe steps) and, when it ran, on the tiny subset after the overfit
+    run; both must agree, so a subset of one class (rare classes) that the model
+    rightly answers with one value is no evidence. For probabilities, "the same"
+    is relative to the spread the labels need (COLLAPSE_SHARE); for any other
+    output, equal to float precision (COLLAPSE_FLOAT)."""
+    majority = _label_majority(e)
+    if majority is not None and majority >= 1.0:
+        return []  # one class: a constant output is what the labels ask for
+    if e.probability_output:
+        need = math.sqrt(majority * (1 - majority)) if majority is not None else 0.5
+        tolerance = COLLAPSE_SHARE * need
+    else:
+        need = None
+        tolerance = COLLAPSE_FLOAT * max(e.pred_scale, 0.0)
+    on_eval, on_subset = e.pred_spread_after, e.overfit_spread_end
+    if not (math.isfinite(on_eval) and on_eval <= tolerance):
+        return []
+    if math.isfinite(on_subset) and on_subset > tolerance:
+        return []
+    trained = (
+        f", and by {on_subset:.2g} across the {e.overfit_samples} samples a clone then trained on"
+        if math.isfinite(on_subset)
+        else ""
+    )
+    versus = (
+        f": under {COLLAPSE_SHARE:.0%} of the spread the labels need ({need:.2g})"
+        if need is not None
+        else ": equal to float precision"
+    )
+    return [
+        verdict(
+            "collapsed-predictions",
+            "model",
+            f"the model gives the same output for every input: its outputs differ across the "
+            f"evaluation batch by {on_eval:.2g} (largest std of an output unit){trained}{versus}.",
+            "The inputs do not reach the output: look for saturated or dead layers, "
+            "constant inputs or a constant output activation (reported with this verdict).",
+            spread=max(on_eval, on_subset) if math.isfinite(on_subset) else on_eval,
+            eval_spread=on_eval,
+            subset_spread=on_subset if math.isfinite(on_subset) else None,
+            tolerance=tolerance,
+        )
+    ]
+
+
 def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
              n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
     if e is None:
@@ -562,22 +642,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 "(a constant output activation, a frozen model, a zero learning rate).",
             )
         )
-    spread = e.overfit_spread_end if math.isfinite(e.overfit_spread_end) else e.pred_spread_after
-    # After training on 32 samples a working model's outputs differ between them;
-    # probabilities that agree to 1e-3 (or any output to 1e-6 of its scale) do not.
-    tolerance = 1e-3 if e.probability_output else 1e-6 * max(1.0, scale)
-    if math.isfinite(spread) and spread <= tolerance:
-        found.append(
-            verdict(
-                "collapsed-predictions",
-                "model",
-                f"the model gives the same output for every input (largest spread across "
-                f"samples {spread:.2g}), even after training on a tiny subset.",
-                "The inputs do not reach the output: look for saturated or dead layers, "
-                "constant inputs or a constant output activation (reported with this verdict).",
-                spread=spread,
-            )
-        )
+    found += collapsed_predictions(e)
     start, end = e.overfit_loss_start, e.overfit_loss_end
     acc_rose = (
         e.overfit_acc_end is not None
@@ -626,6 +691,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and e.overfit_majority is not None
         and e.overfit_acc_end <= e.overfit_majority + 0.02
         and e.overfit_majority < 1.0
+        and _enough_minority(e.overfit_majority, e.overfit_samples)
     )
     # Fitting 256 samples for a few epochs leaves train and held-back accuracy
     # both exactly at the majority share: it predicts one class for everything.
@@ -637,6 +703,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and 0.5 <= e.heldout_majority < 1.0
         and abs(e.heldout_train_acc - e.heldout_majority) <= 0.01
         and abs(e.heldout_acc - e.heldout_majority) <= 0.01
+        and _enough_minority(e.heldout_majority, e.heldout_samples)
         and not _learned_beyond_prior(e)
     )
     if stuck_on_fit and not stuck_on_subset:
@@ -732,6 +799,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
             # (chance = the majority share, which shuffled labels rarely even reach)
             and e.heldout_acc <= chance + 0.01
             and e.heldout_acc <= start + 0.05
+            # (accuracy at chance means nothing with a handful of rare samples)
+            and _enough_minority(chance, e.heldout_samples)
         ):
             found.append(
                 verdict(
