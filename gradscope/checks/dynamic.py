@@ -10,6 +10,7 @@ from gradscope.checks.arbitration import confirmed as confirmed  # (its old home
 from gradscope.checks.arbitration import rate_and_explosion
 from gradscope.checks.catalogue import verdict
 from gradscope.checks.facts import ExperimentFacts, ProbeFacts
+from gradscope.checks.wording import share as pct
 from gradscope.verdicts import Severity, Verdict
 
 # Vanishing gradients (docs/checks.md): ratio of the first trainable layer's
@@ -365,7 +366,7 @@ def dead_relu(p: ProbeFacts) -> list[Verdict]:
             verdict(
                 "dead-relu",
                 name,
-                f"{share:.0%} of the ReLU units in '{name}' output 0 for every sample in every "
+                f"{pct(share)} of the ReLU units in '{name}' output 0 for every sample in every "
                 "probe batch: they get no gradient and cannot recover"
                 + (" - the whole layer is dead." if whole else "."),
                 "Lower the learning rate, use He initialisation, check the input scale, or use "
@@ -390,7 +391,7 @@ def saturated_activation(p: ProbeFacts) -> list[Verdict]:
             verdict(
                 "saturated-activation",
                 name,
-                f"{share:.0%} of the {p.activations[i]} outputs of '{name}' sit in the flat "
+                f"{pct(share)} of the {p.activations[i]} outputs of '{name}' sit in the flat "
                 "tails, where the derivative is under 4 % of its peak: gradients through it "
                 "nearly vanish.",
                 "Scale the inputs to unit range, use Glorot initialisation, or switch hidden "
@@ -668,7 +669,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         fell = math.isfinite(end) and end <= (1 - required) * start
         if not fell:
             acc = (
-                f", accuracy {e.overfit_acc_start:.0%} -> {e.overfit_acc_end:.0%}"
+                f", accuracy {pct(e.overfit_acc_start)} -> {pct(e.overfit_acc_end)}"
                 if e.overfit_acc_end is not None and e.overfit_acc_start is not None
                 else ""
             )
@@ -712,8 +713,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 "accuracy-at-baseline",
                 "model",
                 f"after {e.heldout_steps} steps on {e.heldout_samples} samples the accuracy is "
-                f"{e.heldout_train_acc:.0%} on them and {e.heldout_acc:.0%} on held-back "
-                f"samples: exactly the share of the majority class ({e.heldout_majority:.0%}). "
+                f"{pct(e.heldout_train_acc)} on them and {pct(e.heldout_acc)} on held-back "
+                f"samples: exactly the share of the majority class ({pct(e.heldout_majority)}). "
                 "The model predicts the majority class for everything.",
                 "Weight the rare class (class_weight='balanced'-style weights), check the "
                 "features carry signal, and judge by recall / AUC rather than accuracy.",
@@ -726,8 +727,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
             verdict(
                 "accuracy-at-baseline",
                 "model",
-                f"accuracy stays at {e.overfit_acc_end:.0%}, no better than always predicting "
-                f"the majority class ({e.overfit_majority:.0%}), even when training on a tiny "
+                f"accuracy stays at {pct(e.overfit_acc_end)}, no better than always predicting "
+                f"the majority class ({pct(e.overfit_majority)}), even when training on a tiny "
                 "subset.",
                 "The model predicts one class for everything: see the cause reported with "
                 "this verdict.",
@@ -807,8 +808,8 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                     "labels-unpredictable",
                     "labels",
                     f"a clone fitted to {e.heldout_samples} samples reached "
-                    f"{e.heldout_train_acc:.0%} on them but only {e.heldout_acc:.0%} on "
-                    f"{e.heldout_samples} held-back samples (chance: {chance:.0%}): "
+                    f"{pct(e.heldout_train_acc)} on them but only {pct(e.heldout_acc)} on "
+                    f"{e.heldout_samples} held-back samples (chance: {pct(chance)}): "
                     "the labels do not follow from the inputs.",
                     "Check that inputs and labels are aligned: shuffle them together, e.g.\n"
                     "    idx = np.random.permutation(len(x)); x, y = x[idx], y[idx]\n"
@@ -849,8 +850,8 @@ def undertrained(e: ExperimentFacts | None) -> list[Verdict]:
             "model",
             f"replaying your budget of {e.budget_steps} steps on a clone, the loss is still "
             f"falling when it ends ({trend}){better}"
-            + (f", and accuracy would still be {e.budget_acc_end:.0%} (majority class "
-               f"{e.eval_majority:.0%})." if at_chance else "."),
+            + (f", and accuracy would still be {pct(e.budget_acc_end)} (majority class "
+               f"{pct(e.eval_majority)})." if at_chance else "."),
             "Train for more epochs, or raise the learning rate"
             + (f" (e.g. learning_rate={best[0]:.0e})" if best else "")
             + "; an EarlyStopping callback can pick the stopping point for you.",
