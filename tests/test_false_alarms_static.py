@@ -339,6 +339,8 @@ def test_no_check_module_prints_a_measured_share_with_plain_percent_rounding() -
     import gradscope.checks.static as static
 
     for path in Path(static.__file__).parent.glob("*.py"):
+        if path.name == "wording.py":  # the helper itself
+            continue
         text = path.read_text(encoding="utf-8")
         assert not re.findall(r"\{[a-z][\w.]*:\.0%\}", text), path.name
 
