@@ -198,6 +198,55 @@ class Session:
             self._run_probe(model, batches, sample)
         return args, kwargs
 
+    def _probe_own_step(
+        self, model: Any, custom: list[str], batches: list[Any], facts: Any,
+        forward_error: Exception | None,
+    ) -> None:
+        """Probe steps through the model's own train_step (engine/own_step.py):
+        per-layer figures and the dynamic checks that read them. No experiments:
+        they train with a loss of gradscope's own, which this model's step may not use."""
+        from gradscope.checks.arbitration import explained
+        from gradscope.checks.dynamic import run_dynamic
+        from gradscope.engine.experiments import EXPERIMENT_CHECKS
+        from gradscope.engine.own_step import TrainStepFailed, probe_own_step
+
+        self.bus.emit(PhaseChanged("probe"))
+        try:
+            run = probe_own_step(model, batches, max(1, self.options.steps))
+        except TrainStepFailed as exc:  # the user's step itself: said in the verdict
+            self._issue([_custom_step_verdict(model, custom, forward_error, probe_error=exc.error)])
+            self._issue_deferred(None)
+            return
+        self._issue([_custom_step_verdict(model, custom, forward_error, loss_log=run.loss_log)])
+        for note in run.notes:
+            self.bus.emit(Note("info", note))
+        self.bus.emit(Note(
+            "info",
+            f"experiments skipped: they train with a loss gradscope computes, and "
+            f"{type(model).__name__} trains by its own train_step()",
+            unchecked=tuple(dict.fromkeys(c for cs in EXPERIMENT_CHECKS.values() for c in cs)),
+        ))
+        for step, (result, figures) in enumerate(run.series, start=1):
+            self.bus.emit(StepStats("probe", step, result.loss, seconds=result.seconds))
+            self.bus.emit(LayerStats("probe", step, tuple(
+                LayerRow(
+                    layer=m.name, layer_type=m.layer_type, param_count=m.param_count,
+                    trainable=m.trainable, grad_norm=f.grad_norm, weight_norm=f.weight_norm,
+                    update_ratio=f.update_ratio, act_mean=f.act_mean, act_std=f.act_std,
+                    act_saturated_frac=f.act_saturated_frac, act_dead_frac=f.act_dead_frac,
+                )
+                for m, f in zip(run.metas, figures, strict=True)
+            )))
+        out = facts.outputs[0] if facts.outputs else None
+        probe_facts = _probe_facts(
+            run.metas, run.series, disconnected=run.disconnected,
+            output_layers=[o.layer for o in facts.outputs],
+        )
+        self._issue_deferred(None)
+        self._issue(explained(self.bus.verdicts(), run_dynamic(
+            probe_facts, None, False, None, out.loss if out is not None else None,
+        )))
+
     def _run_probe(self, model: Any, batches: list[Any], sample: Any) -> None:
         from gradscope.checks.arbitration import explained, needs_evidence
         from gradscope.checks.dynamic import run_dynamic
@@ -205,7 +254,11 @@ class Session:
         from gradscope.checks.static import run_static
         from gradscope.engine.compiling import EAGER_LAYERS, runs_eagerly
         from gradscope.engine.experiments import Trainer, run_experiments
-        from gradscope.engine.facts import embedding_ids_in_range, model_facts
+        from gradscope.engine.facts import (
+            embedding_ids_in_range,
+            facts_without_forward,
+            model_facts,
+        )
         from gradscope.engine.histograms import HistogramProbe
         from gradscope.engine.layers import describe, layer_config, probe_layers
         from gradscope.engine.probe import ProbeStep
@@ -214,7 +267,8 @@ class Session:
 
         x0, y0, sw0 = batches[0]
         custom = custom_training(model)
-        if custom:
+        own_step = "train_step" in custom  # probed through that step, said once probed
+        if custom and not own_step:
             self._issue([_custom_step_verdict(model, custom)])
         target = make_target(model, x0)
         try:
@@ -229,7 +283,7 @@ class Session:
                         sum(int(np.prod(v.shape)) for v in model.trainable_weights)
                     ),
                     device=_device_name(),
-                    probe_mode=target.mode,
+                    probe_mode="in-place" if own_step else target.mode,
                     layers=tuple(
                         LayerInfo(m.name, m.layer_type, m.param_count, m.trainable, m.activation,
                                   *layer_config(layer))
@@ -246,17 +300,22 @@ class Session:
                     f"{len(layers)} MB), so the experiments fit fewer steps in --budget"
                 )
             # (How the probe ran means nothing when there is no loss to probe.)
-            for note in notes if target.loss_fn is not None else []:
+            for note in notes if target.loss_fn is not None and not own_step else []:
                 self.bus.emit(Note("info", note))
 
             # Static checks read labels from a data sample and outputs from one eager call.
             sx, sy, _ = sample
             # Outputs as a training step sees them (batch statistics in BatchNormalization).
             ids: list[EmbeddingIds] = []
-            with embedding_ids_in_range([]):
-                BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
-            with embedding_ids_in_range(ids):
-                facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
+            forward_error: Exception | None = None
+            try:
+                with embedding_ids_in_range([]):
+                    BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
+                with embedding_ids_in_range(ids):
+                    facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
+            except Exception as exc:  # noqa: BLE001 - no forward pass (no call()): the checks that need none still run
+                forward_error = exc
+                facts = facts_without_forward(target.model, _head(sx, 512), sy)
             facts = replace(facts, embedding_ids=tuple(ids))
             facts = _with_trainable(facts, _user_trainable_facts(model))
             static = run_static(facts, _batch_facts(self._data_kind, batches))
@@ -265,6 +324,11 @@ class Session:
             # if there is none).
             self._deferred = [v for v in static if needs_evidence(v)]
             self._issue([v for v in static if not needs_evidence(v)])
+            if own_step:
+                self._probe_own_step(model, custom, batches, facts, forward_error)
+                return
+            if forward_error is not None:
+                raise forward_error
             if target.loss_fn is None:
                 if custom:  # its train_step computes the loss: said so, nothing to probe
                     self._issue_deferred(None)
@@ -383,16 +447,58 @@ class Session:
             target.close()
 
 
-def _custom_step_verdict(model: Any, overridden: list[str]) -> Verdict:
-    """The probe's step is Keras's standard one on the compiled loss, whatever
-    the user's own train_step / compute_loss does."""
+def _custom_step_verdict(
+    model: Any,
+    overridden: list[str],
+    forward_error: BaseException | None = None,
+    probe_error: BaseException | None = None,
+    loss_log: str | None = None,
+) -> Verdict:
+    """What gradscope probed of a model with its own training code: its own
+    train_step (when it overrides it: `loss_log` says which log gave the loss,
+    `probe_error` why that step could not run), else Keras's standard step on
+    the compiled loss (an own compute_loss alone)."""
     from gradscope.checks.catalogue import verdict
     from gradscope.engine.target import compiled_loss
 
     loss = compiled_loss(model)
     cls = type(model).__name__
     methods = " and ".join(f"{m}()" for m in overridden)
-    if loss is None:
+    no_forward = ""
+    if forward_error is not None:
+        no_forward = (
+            f" It has no forward pass gradscope can run ({_first_line(forward_error)}), so the "
+            "checks that read the model's outputs (output activation and units against the "
+            "loss) were skipped; the data, label and compile checks ran."
+        )
+    if "train_step" in overridden and probe_error is not None:
+        message = (
+            f"{cls} overrides {methods}; gradscope ran it on your first batches to probe it, "
+            f"and it failed ({_first_line(probe_error)}): no gradient or activation figures "
+            "and no dynamic checks (the data and model checks still ran)." + no_forward
+        )
+        fix = (
+            "If your fit() fails the same way, the error says why. Otherwise run with "
+            "GRADSCOPE_DEBUG=1 and report it."
+        )
+        probed = False
+    elif "train_step" in overridden:
+        read = f" (the loss per step: its log {loss_log})" if loss_log and not loss_log.startswith(
+            "what") else ""
+        message = (
+            f"{cls} overrides {methods}; gradscope probed it through your own train_step(), "
+            "run eagerly on your model and every variable restored afterwards: gradients as "
+            f"your step hands them to its optimizer(s), updates as the weights moved{read}. "
+            "The learning-rate sweep, overfit and held-back experiments were skipped (they "
+            "train with a loss gradscope computes itself), and so were the checks that need "
+            "them." + no_forward
+        )
+        fix = (
+            "Nothing to do: this says how the figures were taken. To have the experiments "
+            "run too, train with Keras's own train_step on a compiled loss."
+        )
+        probed = True
+    elif loss is None:
         message = (
             f"{cls} overrides {methods} and was compiled without a loss: gradscope "
             "probes gradients through the compiled loss, so it took no gradient or "
@@ -404,6 +510,7 @@ def _custom_step_verdict(model: Any, overridden: list[str]) -> Verdict:
             "minimises: model.compile(optimizer, loss=...), and compute it in your "
             "train_step with self.compute_loss(x, y, y_pred)."
         )
+        probed = False
     else:
         message = (
             f"{cls} overrides {methods}; gradscope probed it with a standard training "
@@ -416,12 +523,20 @@ def _custom_step_verdict(model: Any, overridden: list[str]) -> Verdict:
             "self.compute_loss). Otherwise read the probe's figures as those of the "
             "compiled loss, or compile with the loss your step minimises."
         )
+        probed = True
     return verdict(
         "custom-train-step", "model", message, fix,
         overridden=list(overridden),
         compiled_loss=None if loss is None else _loss_display(loss),
-        probed=loss is not None,
+        probed=probed,
+        through="train_step" if "train_step" in overridden and probed else (
+            "compiled loss" if probed else None),
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in f"{type(exc).__name__}: {exc}".splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _loss_display(loss: Any) -> str:

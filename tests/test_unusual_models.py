@@ -162,32 +162,32 @@ class OwnLoss(CountingStep):
         return {"loss": loss}
 
 
-def test_a_custom_train_step_is_probed_on_the_compiled_loss_and_told_so() -> None:
+def test_a_custom_train_step_is_probed_through_it_and_told_so() -> None:
     model = CountingStep()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     run = diagnose_and_fit(model, X, Y, batch_size=16)
     v = run.diagnosis.find("custom-train-step")
     assert v.severity == "info" and v.subject == "model"
-    assert "compiled loss (sparse_categorical_crossentropy)" in v.message
+    assert "through your own train_step()" in v.message
     assert v.evidence == {"overridden": ["train_step"],
-                          "compiled_loss": "sparse_categorical_crossentropy", "probed": True}
+                          "compiled_loss": "sparse_categorical_crossentropy", "probed": True,
+                          "through": "train_step"}
     assert_probed(run, "hidden", "out")
     # the user's own train_step trained the fit
     assert model.calls >= 1
     assert_fit_ran(run)
 
 
-def test_a_custom_train_step_without_a_compiled_loss_is_not_probed_and_told_so() -> None:
+def test_a_custom_train_step_without_a_compiled_loss_is_probed_through_it() -> None:
     model = OwnLoss()
     model.compile(optimizer="adam")
     run = diagnose_and_fit(model, X, Y, batch_size=16)
     v = run.diagnosis.find("custom-train-step")
-    assert v.severity == "info" and v.evidence["probed"] is False
-    assert "compiled without a loss" in v.message
-    assert "probe-failed" not in run.ids
-    assert not any("probed in place" in n for n in run.notes())
-    # no probe figures rather than wrong ones; the user's epochs still report rows
-    assert [s.phase for s in run.diagnosis.layer_stats] == ["train"]
+    assert v.severity == "info" and v.evidence["probed"] is True
+    assert v.evidence["through"] == "train_step"
+    assert_probed(run, "hidden", "out")
+    # the probe's steps (its loss: the step's own), then the user's epochs
+    assert [s.phase for s in run.diagnosis.layer_stats] == ["probe"] * 3 + ["train"]
     assert_fit_ran(run)
 
 

@@ -202,13 +202,7 @@ class ProbeStep:
         sums = act_sums.numpy()
         counts = act_counts.numpy()
         seconds = time.perf_counter() - start
-        full_act = np.full((len(self.layers), 4), np.nan)
-        for row, i in enumerate(self.tapped):
-            elements, units = counts[row]
-            s1, s2, saturated, alive = sums[row]
-            per_saturation = elements / units if self.metas[i].activation == "softmax" else elements
-            with np.errstate(invalid="ignore", divide="ignore"):
-                full_act[i] = (s1 / elements, s2 / elements, saturated / per_saturation, alive / units)
+        full_act = activation_rows(len(self.layers), self.tapped, sums, counts, self.metas)
         return StepResult(
             loss=float(losses_np[0]),
             data_loss=float(losses_np[1]),
@@ -221,43 +215,67 @@ class ProbeStep:
         )
 
     def layer_figures(self, result: StepResult) -> list[LayerFigures]:
-        n = len(self.layers)
-        per = np.zeros((3, n))
-        known = self.var_layer >= 0
-        for row, values in enumerate((result.grad_sq, result.weight_sq, result.update_sq)):
-            np.add.at(per[row], self.var_layer[known], values[known])
-        has_trainable = np.zeros(n, dtype=bool)
-        has_trainable[self.var_layer[known]] = True
-        tapped = set(self.tapped)
-        figures = []
-        for i in range(n):
-            mean, mean_sq, saturated, alive = result.act[i]
-            grad: float | None
-            weight: float | None
-            update: float | None
-            act_mean: float | None
-            std: float | None
-            if has_trainable[i]:
-                grad = math.sqrt(per[0, i])
-                weight = math.sqrt(per[1, i])
-                update = math.sqrt(per[2, i]) / weight if weight else None
-            else:
-                grad = weight = update = None
-            if i not in tapped:
-                act_mean = std = None
-            elif math.isfinite(mean) and math.isfinite(mean_sq):
-                act_mean, std = float(mean), math.sqrt(max(mean_sq - mean * mean, 0.0))
-            else:
-                act_mean = std = float("nan")  # non-finite activations: shown as nan
-            figures.append(
-                LayerFigures(
-                    grad_norm=grad,
-                    weight_norm=weight,
-                    update_ratio=update,
-                    act_mean=act_mean,
-                    act_std=std,
-                    act_saturated_frac=_none_if_nan(saturated),
-                    act_dead_frac=None if math.isnan(alive) else 1.0 - float(alive),
-                )
+        return layer_figures(result, len(self.layers), self.var_layer, self.tapped)
+
+
+def activation_rows(
+    n_layers: int, tapped: list[int], sums: np.ndarray, counts: np.ndarray, metas: list[LayerMeta]
+) -> np.ndarray:
+    """[n_layers, 4] activation figures (mean, mean of squares, saturated and alive
+    fractions; NaN where not tapped) from the sums and counts of `ActivationTaps.stats`."""
+    full_act = np.full((n_layers, 4), np.nan)
+    for row, i in enumerate(tapped):
+        elements, units = counts[row]
+        s1, s2, saturated, alive = sums[row]
+        per_saturation = elements / units if metas[i].activation == "softmax" else elements
+        with np.errstate(invalid="ignore", divide="ignore"):
+            full_act[i] = (s1 / elements, s2 / elements, saturated / per_saturation, alive / units)
+    return full_act
+
+
+def layer_figures(
+    result: StepResult, n: int, var_layer: np.ndarray, tapped_layers: list[int]
+) -> list[LayerFigures]:
+    """Per-layer figures of one step: the squares of each trainable variable
+    (`var_layer`: its layer's index, -1 for none) summed over the layer's variables."""
+    per = np.zeros((3, n))
+    known = var_layer >= 0
+    for row, values in enumerate((result.grad_sq, result.weight_sq, result.update_sq)):
+        np.add.at(per[row], var_layer[known], values[known])
+    has_trainable = np.zeros(n, dtype=bool)
+    has_trainable[var_layer[known]] = True
+    tapped = set(tapped_layers)
+    figures = []
+    for i in range(n):
+        mean, mean_sq, saturated, alive = result.act[i]
+        grad: float | None
+        weight: float | None
+        update: float | None
+        act_mean: float | None
+        std: float | None
+        if has_trainable[i]:
+            grad = math.sqrt(per[0, i])
+            weight = math.sqrt(per[1, i])
+            # (NaN: the step did not update this layer, e.g. an own train_step
+            # that accumulates gradients and applies them every few steps.)
+            update = math.sqrt(per[2, i]) / weight if weight and not math.isnan(per[2, i]) else None
+        else:
+            grad = weight = update = None
+        if i not in tapped:
+            act_mean = std = None
+        elif math.isfinite(mean) and math.isfinite(mean_sq):
+            act_mean, std = float(mean), math.sqrt(max(mean_sq - mean * mean, 0.0))
+        else:
+            act_mean = std = float("nan")  # non-finite activations: shown as nan
+        figures.append(
+            LayerFigures(
+                grad_norm=grad,
+                weight_norm=weight,
+                update_ratio=update,
+                act_mean=act_mean,
+                act_std=std,
+                act_saturated_frac=_none_if_nan(saturated),
+                act_dead_frac=None if math.isnan(alive) else 1.0 - float(alive),
             )
-        return figures
+        )
+    return figures

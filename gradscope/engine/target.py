@@ -41,9 +41,17 @@ class ProbeTarget:
 
 
 def ensure_built(model: Any, x: Any) -> None:
-    """Build an unbuilt model on the first batch, as the user's fit would."""
+    """Build an unbuilt model on the first batch, as the user's fit would.
+
+    A model with its own train_step need not have a forward pass (a GAN or VAE
+    built of sub-models has no call()): its fit builds only what the step
+    uses, and so does the probe, which runs that step."""
     if not model.built or not model.weights:
-        model(x)
+        try:
+            model(x)
+        except Exception:
+            if "train_step" not in custom_training(model):
+                raise
 
 
 def compiled_loss(model: Any) -> Any:
@@ -174,9 +182,14 @@ def _copy_lookup_table(layer: Any, copy: Any) -> None:
 def _in_place(model: Any, user_opt: Any, loss_fn: Any, note: str) -> ProbeTarget:
     """The user's model and optimizer, every variable snapshotted first (on disk
     when large, see snapshot.py)."""
-    if not getattr(user_opt, "built", False):
+    # (Not for a model with its own train_step: its step builds the optimizers
+    # it uses on the variables it gives them, and model.optimizer may be one
+    # it never uses, e.g. compile()'s default when the step has its own.)
+    if user_opt is not None and not getattr(user_opt, "built", False) and (
+        "train_step" not in custom_training(model)
+    ):
         user_opt.build(model.trainable_variables)
-    snapshot = VariableSnapshot(list(model.variables) + list(user_opt.variables))
+    snapshot = VariableSnapshot(list(model.variables) + list(getattr(user_opt, "variables", [])))
     target = ProbeTarget(model, user_opt, loss_fn, "in-place", snapshot=snapshot)
     target.notes.append(note)
     return target
