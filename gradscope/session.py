@@ -212,7 +212,9 @@ class Session:
 
         self.bus.emit(PhaseChanged("probe"))
         try:
-            run = probe_own_step(model, batches, max(1, self.options.steps))
+            run = probe_own_step(
+                model, batches, max(1, self.options.steps), triple=self._data_kind == "batch"
+            )
         except TrainStepFailed as exc:  # the user's step itself: said in the verdict
             self._issue([_custom_step_verdict(model, custom, forward_error, probe_error=exc.error)])
             self._issue_deferred(None)
@@ -466,8 +468,12 @@ def _custom_step_verdict(
     methods = " and ".join(f"{m}()" for m in overridden)
     no_forward = ""
     if forward_error is not None:
+        why = (
+            "no call()" if isinstance(forward_error, NotImplementedError)
+            else _first_line(forward_error)
+        )
         no_forward = (
-            f" It has no forward pass gradscope can run ({_first_line(forward_error)}), so the "
+            f" It has no forward pass gradscope can run ({why}), so the "
             "checks that read the model's outputs (output activation and units against the "
             "loss) were skipped; the data, label and compile checks ran."
         )

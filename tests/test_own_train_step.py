@@ -201,6 +201,27 @@ def test_a_fresh_gan_trains_bit_for_bit_as_without_gradscope() -> None:
     assert [a for _, a in all_state(probed)] == [a for _, a in all_state(plain)]
 
 
+class UnpackingGAN(GAN):
+    """Written for train_on_batch, which hands the step (x, None, None) (fit
+    would hand it x alone: this step only works under train_on_batch)."""
+
+    def train_step(self, data: Any) -> Any:
+        real, _, _ = data
+        return super().train_step(real)
+
+
+def test_a_gan_trained_by_train_on_batch_gets_its_data_as_train_on_batch_passes_it() -> None:
+    model = UnpackingGAN()
+    model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
+    bus = EventBus()
+    session = Session(RunOptions(script="<test>", steps=2, budget=0.3), bus)
+    with intercept_fit(session.on_fit):
+        logs = model.train_on_batch(IMAGES[:16], return_dict=True)
+    d = Diagnosis(list(bus.history))
+    assert_probed_through_own_step(d, "g_hidden", "d_out")
+    assert math.isfinite(logs["d_loss"])
+
+
 # --------------------------------------------------------------------------- a VAE
 
 

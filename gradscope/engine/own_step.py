@@ -313,10 +313,14 @@ class OwnStepProbe:
         self.tapped: list[int] = []
         self.used_optimizers: set[int] = set()  # ids of those that applied gradients
 
-    def step(self, x: Any, y: Any, sw: Any, state: _State) -> StepResult:
+    def step(self, x: Any, y: Any, sw: Any, state: _State, triple: bool = False) -> StepResult:
         import keras
 
-        data = keras.utils.pack_x_y_sample_weight(to_tensors(x), to_tensors(y), to_tensors(sw))
+        # What Keras hands train_step: fit packs (x, y, sample_weight) without
+        # the Nones (x alone when there is no y); train_on_batch always passes
+        # the triple, Nones included.
+        xt, yt, swt = to_tensors(x), to_tensors(y), to_tensors(sw)
+        data = (xt, yt, swt) if triple else keras.utils.pack_x_y_sample_weight(xt, yt, swt)
         # Per-step losses, not running means since the first step: trackers
         # start each step afresh (they are restored with everything else).
         for metric in getattr(self.model, "metrics", []):
@@ -381,16 +385,18 @@ def probe_own_step(
     batches: list[Any],
     steps: int,
     on_step: Callable[[int, StepResult, list[LayerFigures]], None] | None = None,
+    triple: bool = False,
 ) -> OwnStepRun:
     """Run `steps` of the model's own train_step on the probe batches, in
-    place, and put every variable back afterwards (also when a step fails)."""
+    place, and put every variable back afterwards (also when a step fails).
+    `triple`: the data comes from train_on_batch, which passes (x, y, sample_weight)."""
     probe = OwnStepProbe(model)
     state = _State(model, probe.optimizers)
     series: list[tuple[StepResult, list[LayerFigures]]] = []
     try:
         for step in range(steps):
             x, y, sw = batches[step % len(batches)]
-            result = probe.step(x, y, sw, state)
+            result = probe.step(x, y, sw, state, triple)
             figures = probe.figures(result)
             series.append((result, figures))
             if on_step is not None:
