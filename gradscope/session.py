@@ -12,9 +12,7 @@ Any failure of ours becomes a `probe-failed` info verdict: the user's run goes o
 from __future__ import annotations
 
 import gc
-import os
 import sys
-import traceback
 import warnings
 from dataclasses import replace
 from typing import Any
@@ -33,6 +31,7 @@ from gradscope.events import (
     StepStats,
     VerdictIssued,
 )
+from gradscope.internal import is_our_bug, lost, print_traceback, strict
 from gradscope.options import RunOptions
 from gradscope.verdicts import Verdict
 
@@ -62,6 +61,8 @@ class Session:
         try:
             args, kwargs = self._diagnose(call)
         except Exception as exc:  # noqa: BLE001 - never let our failure end the user's run
+            if strict() and is_our_bug(exc):
+                raise
             self._issue_deferred(None)  # no evidence came: they stand as found
             self._probe_failed(exc)
         # The clone, our compiled steps and the experiments' copies are garbage
@@ -84,7 +85,8 @@ class Session:
             layers = probe_layers(call.model)
             monitor = TrainMonitor(layers, describe(layers), self.bus.emit)
             return with_callback(call.original, call.model, args, kwargs, monitor)
-        except Exception:  # noqa: BLE001 - without the monitor the user's fit still runs
+        except Exception as exc:  # noqa: BLE001 - without the monitor the user's fit still runs
+            lost(self.bus.emit, "the per-layer figures of your own training (phase=train)", exc)
             return args, kwargs
 
     def verdict_exit_code(self) -> int:
@@ -114,7 +116,7 @@ class Session:
         try:
             self.bus.emit(probe.run("probe", step, x, y, sw))
         except Exception as exc:  # noqa: BLE001 - the drill-down just shows none
-            self.bus.emit(Note("info", f"no histograms: {type(exc).__name__}: {exc}"))
+            lost(self.bus.emit, "the histograms", exc)
 
     def _probe_failed(self, exc: BaseException) -> None:
         from gradscope.checks.catalogue import verdict
@@ -140,8 +142,7 @@ class Session:
             )
         self._issue([verdict("probe-failed", "model", message, fix, error=first)])
         self.bus.emit(Note("warning", "probe failed: " + first))
-        if "GRADSCOPE_DEBUG" in os.environ:
-            traceback.print_exception(exc, file=sys.stderr)
+        print_traceback(exc)
 
     def _note_experiments(self, e: Any) -> None:
         """What the experiments measured, for the record and the UI."""
@@ -149,18 +150,18 @@ class Session:
             f"overfit 32 samples for {e.overfit_steps} steps: loss {e.overfit_loss_start:.4g} "
             f"-> {e.overfit_loss_end:.4g}"
             + (
-                f", accuracy {e.overfit_acc_start:.0%} -> {e.overfit_acc_end:.0%}"
+                f", accuracy {_share(e.overfit_acc_start)} -> {_share(e.overfit_acc_end)}"
                 if e.overfit_acc_end is not None and e.overfit_acc_start is not None
                 else ""
             ),
-        ]
+        ] if e.overfit_steps else []
         if e.sweep:
             points = ", ".join(f"{p.lr:.0e}: {p.loss:.4g}" for p in e.sweep)
             lines.append(f"learning-rate sweep ({e.sweep_steps} steps each), loss after: {points}")
         if e.heldout_acc is not None:
             lines.append(
-                f"held-back subset: train accuracy {e.heldout_train_acc:.0%}, held-back "
-                f"{e.heldout_acc:.0%} (majority class {e.heldout_majority:.0%})"
+                f"held-back subset: train accuracy {_share(e.heldout_train_acc)}, held-back "
+                f"{_share(e.heldout_acc)} (majority class {_share(e.heldout_majority)})"
             )
         if e.budget_curve:
             lines.append(
@@ -169,6 +170,20 @@ class Session:
             )
         for line in lines:
             self.bus.emit(Note("info", line))
+
+    def _note_cut_short(self, e: Any) -> None:
+        """The --budget cap stopped experiments: which checks could not run, and how
+        to give them time. Never silent: without them a clean bill means less."""
+        if not e.cut_short:
+            return
+        checks = _experiment_checks(list(e.cut_short))
+        self.bus.emit(Note(
+            "warning",
+            f"the experiments reached the --budget cap of {e.budget_cap:g} s: "
+            f"{', '.join(e.cut_short)} did not run, so {', '.join(checks)} could not be "
+            f"checked; give them time with --budget {max(60, 4 * e.budget_cap):g}",
+            unchecked=checks,
+        ))
 
     def _diagnose(self, call: Any) -> tuple[tuple, dict]:
         from gradscope.engine.fitdata import capture_fit_data
@@ -255,7 +270,8 @@ class Session:
         from gradscope.checks.facts import EmbeddingIds
         from gradscope.checks.static import run_static
         from gradscope.engine.compiling import EAGER_LAYERS, runs_eagerly
-        from gradscope.engine.experiments import Trainer, run_experiments
+        from gradscope.engine.cost import StepCost, measuring_cost
+        from gradscope.engine.experiments import EXPERIMENT_CHECKS, Trainer, run_experiments
         from gradscope.engine.facts import (
             embedding_ids_in_range,
             facts_without_forward,
@@ -313,7 +329,10 @@ class Session:
             try:
                 with embedding_ids_in_range([]):
                     BatchNormCalibration(target.model)(to_tensors(_head(sx, 512)), compiled=False)
-                with embedding_ids_in_range(ids):
+                # The same call measures the model's nominal step cost, which sizes
+                # the experiments (in steps: the verdicts must not depend on speed).
+                cost = StepCost()
+                with embedding_ids_in_range(ids), measuring_cost(cost):
                     facts, _preds_before = model_facts(target.model, _head(sx, 512), sy)
             except Exception as exc:  # noqa: BLE001 - no forward pass (no call()): the checks that need none still run
                 forward_error = exc
@@ -402,13 +421,12 @@ class Session:
             n_classes = None
             if out is not None and classification:
                 n_classes = out.units if out.units and out.units > 1 else 2
-            step_seconds = float(np.median([r.seconds for r, _ in series]))
             experiments = None
             try:
                 if self.options.budget <= 0:
                     raise _Skipped()
                 experiments = run_experiments(
-                    trainer, sample, batches, eval_before, eval_set, step_seconds,
+                    trainer, sample, batches, eval_before, eval_set, cost,
                     # Predictions are logits when the output has no squashing activation.
                     logits_output=out is not None and out.activation in (None, "linear"),
                     classification=classification,
@@ -426,11 +444,17 @@ class Session:
                         getattr(target.optimizer, "inner_optimizer", target.optimizer)
                     ).__name__
                 )
-                self._note_experiments(experiments)
             except _Skipped:
-                self.bus.emit(Note("info", "experiments skipped (--budget 0)"))
+                self.bus.emit(Note("info", "experiments skipped (--budget 0)",
+                                   unchecked=_experiment_checks(list(EXPERIMENT_CHECKS))))
             except Exception as exc:  # noqa: BLE001 - the probe's own verdicts still stand
-                self.bus.emit(Note("warning", f"experiments skipped: {type(exc).__name__}: {exc}"))
+                experiments = None
+                lost(self.bus.emit, "the experiments (and the checks that read them)", exc)
+                self.bus.emit(Note("warning", "checks that could not run without the experiments",
+                                   unchecked=_experiment_checks(list(EXPERIMENT_CHECKS))))
+            if experiments is not None:
+                self._note_experiments(experiments)
+                self._note_cut_short(experiments)
             probe_facts = _probe_facts(
                 metas, series,
                 disconnected=[
@@ -447,6 +471,17 @@ class Session:
         finally:
             target.restore()
             target.close()
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _experiment_checks(names: list[str]) -> tuple[str, ...]:
+    """The checks that read these experiments (engine.experiments.EXPERIMENT_CHECKS)."""
+    from gradscope.engine.experiments import EXPERIMENT_CHECKS
+
+    return tuple(dict.fromkeys(c for name in names for c in EXPERIMENT_CHECKS.get(name, ())))
 
 
 def _custom_step_verdict(

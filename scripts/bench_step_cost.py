@@ -58,7 +58,7 @@ def measured_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     def step(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = model.compute_loss(x=a, y=b, y_pred=model(a, training=True))
-        model.optimizer.apply_gradients(zip(tape.gradient(loss, tvars), tvars))
+        model.optimizer.apply_gradients(zip(tape.gradient(loss, tvars), tvars, strict=True))
         return loss
 
     a, b = tf.constant(x), tf.constant(y)

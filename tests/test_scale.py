@@ -125,7 +125,7 @@ def test_the_session_leaves_a_model_probed_in_place_for_its_size_untouched(
 ) -> None:
     model, before = too_large_to_clone
     bus = EventBus()
-    session = Session(RunOptions(script="train.py", steps=3, probe_only=True, budget=1.0), bus)
+    session = Session(RunOptions(script="train.py", steps=3, probe_only=True), bus)
     call = FitCall(model, (X, Y), {"batch_size": 16, "epochs": 1, "verbose": 0}, keras.Model.fit)
     with pytest.raises(ProbeFinished):
         session.on_fit(call)
@@ -262,7 +262,7 @@ def test_a_model_past_the_eager_threshold_is_diagnosed_with_eager_steps(
     monkeypatch.setattr(compiling, "EAGER_LAYERS", 2)
     model, x, y = digits_model(bias=-1.0)
     bus = EventBus()
-    session = Session(RunOptions(script="train.py", steps=5, probe_only=True, budget=3.0), bus)
+    session = Session(RunOptions(script="train.py", steps=5, probe_only=True), bus)
     call = FitCall(model, (x, y), {"batch_size": 32, "epochs": 10, "verbose": 0}, keras.Model.fit)
     # when gradscope diagnoses its fit,
     with pytest.raises(ProbeFinished):

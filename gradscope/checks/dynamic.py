@@ -35,17 +35,19 @@ def nonfinite_loss(p: ProbeFacts, e: ExperimentFacts | None = None) -> list[Verd
     bad_steps = [i for i, v in enumerate(p.losses) if not math.isfinite(float(v))]
     bad_steps += [int(i) for i in np.where(np.any(_bad_gradients(p), axis=1))[0]]
     if not bad_steps:
-        if e is not None and e.overfit_steps and not math.isfinite(e.overfit_loss_end):
-            curve = ", ".join(f"{c:.4g}" for c in e.overfit_curve[:8])
+        later = _nonfinite_in_experiments(e) if e is not None else None
+        if later is not None:
+            where, curve = later
+            shown = ", ".join(f"{c:.4g}" for c in curve[:8])
             return [
                 verdict(
                     "nonfinite-loss",
                     "loss",
-                    f"the loss became NaN/Inf while a clone trained on {e.overfit_samples} samples "
-                    f"(loss every few steps: {curve}); the {p.losses.size} probe steps were "
-                    "still finite, so it appears as training goes on.",
+                    f"the loss became NaN/Inf {where} (loss: {shown}); the "
+                    f"{p.losses.size} probe steps were still finite, so it appears as "
+                    "training goes on.",
                     _NONFINITE_FIX,
-                    curve=list(e.overfit_curve),
+                    curve=list(curve),
                 )
             ]
         return []
@@ -72,6 +74,26 @@ _NONFINITE_FIX = (
     "Keras's loss with from_logits=True on a linear output); clip gradients: "
     "keras.optimizers.Adam(1e-3, clipnorm=1.0)"
 )
+
+
+def _nonfinite_in_experiments(e: ExperimentFacts) -> tuple[str, tuple[float, ...]] | None:
+    """Where a clone trained at the user's own learning rate went NaN/Inf after
+    the probe steps: the tiny subset, the sweep's run at the user's rate, or the
+    replay of the user's budget (each is evidence on its own: which 32 samples
+    the subset holds decides whether a log(0) is hit there)."""
+    if e.overfit_steps and not math.isfinite(e.overfit_loss_end):
+        return f"while a clone trained on {e.overfit_samples} samples", e.overfit_curve
+    user = _sweep_loss(e, e.user_lr) if e.user_lr is not None else None
+    if user is not None and not math.isfinite(user):
+        return (
+            f"within {e.sweep_steps} steps at your learning rate ({e.user_lr:g}) on the probe "
+            "batches", tuple(pt.loss for pt in e.sweep if pt.lr == e.user_lr),
+        )
+    if e.budget_curve and not all(math.isfinite(c) for c in e.budget_curve):
+        return (
+            f"while a clone replayed your budget of {e.budget_steps} steps", e.budget_curve,
+        )
+    return None
 
 
 def _first_nonfinite_layer(p: ProbeFacts, step: int) -> str | None:
@@ -470,6 +492,7 @@ def learning_rate(p: ProbeFacts, e: ExperimentFacts | None) -> list[Verdict]:
         not math.isfinite(e.overfit_loss_end)
         or e.overfit_loss_end > e.overfit_loss_start * 1.05
         or not np.all(np.isfinite(p.losses))
+        or _nonfinite_in_experiments(e) is not None
     )
     user_loss = _sweep_loss(e, user_lr) if user_lr is not None else None
     sweep_says_lower = (
@@ -572,6 +595,29 @@ def _label_majority(e: ExperimentFacts) -> float | None:
         if m is not None and math.isfinite(m):
             return m
     return None
+
+
+# Share of predictions that are the majority class from which a model "predicts
+# the majority class for everything": a few stray minority predictions (which
+# move accuracy by a point or two either way) do not make it a learner.
+PREDICTS_MAJORITY = 0.95
+
+
+def _predicts_majority(e: ExperimentFacts) -> bool:
+    """After fitting, the clone predicts the majority class for (nearly) every
+    sample of its fitted part and of the held-back part, and held-back accuracy
+    is no better than that class's share. Read from the predictions when they
+    were counted, else from accuracy equal to the majority share."""
+    assert e.heldout_acc is not None and e.heldout_majority is not None
+    if e.heldout_acc > e.heldout_majority + 0.01:
+        return False
+    if e.heldout_pred_majority is not None and e.heldout_train_pred_majority is not None:
+        return min(e.heldout_pred_majority, e.heldout_train_pred_majority) >= PREDICTS_MAJORITY
+    return (
+        e.heldout_train_acc is not None
+        and abs(e.heldout_train_acc - e.heldout_majority) <= 0.01
+        and abs(e.heldout_acc - e.heldout_majority) <= 0.01
+    )
 
 
 def _enough_minority(majority: float | None, samples: int) -> bool:
@@ -702,8 +748,7 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
         and e.heldout_acc is not None
         and e.heldout_majority is not None
         and 0.5 <= e.heldout_majority < 1.0
-        and abs(e.heldout_train_acc - e.heldout_majority) <= 0.01
-        and abs(e.heldout_acc - e.heldout_majority) <= 0.01
+        and _predicts_majority(e)
         and _enough_minority(e.heldout_majority, e.heldout_samples)
         and not _learned_beyond_prior(e)
     )
@@ -714,12 +759,19 @@ def symptoms(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
                 "model",
                 f"after {e.heldout_steps} steps on {e.heldout_samples} samples the accuracy is "
                 f"{pct(e.heldout_train_acc)} on them and {pct(e.heldout_acc)} on held-back "
-                f"samples: exactly the share of the majority class ({pct(e.heldout_majority)}). "
-                "The model predicts the majority class for everything.",
+                f"samples, no better than the share of the majority class "
+                f"({pct(e.heldout_majority)})"
+                + (
+                    f": the model answers that class for {pct(e.heldout_pred_majority)} of the "
+                    "held-back samples."
+                    if e.heldout_pred_majority is not None
+                    else ". The model predicts the majority class for everything."
+                ),
                 "Weight the rare class (class_weight='balanced'-style weights), check the "
                 "features carry signal, and judge by recall / AUC rather than accuracy.",
                 accuracy=e.heldout_acc,
                 majority=e.heldout_majority,
+                predicted_majority=e.heldout_pred_majority,
             )
         )
     if stuck_on_subset:

@@ -246,6 +246,10 @@ class ExperimentFacts:
     # Cross-entropy of always predicting the held-back part's class shares: a
     # model below it has learned something from the inputs, whatever argmax says.
     heldout_prior_loss: float | None = None
+    # Share of the predictions that are the labels' majority class, on the
+    # held-back part and on the fitted part (None: not single-label classes).
+    heldout_pred_majority: float | None = None
+    heldout_train_pred_majority: float | None = None
     budget_steps: int = 0  # the user's epochs x steps, when replayed
     budget_curve: tuple[float, ...] = ()  # evaluation loss at 0, 25, 50, 75, 100 % of it
     budget_acc_end: float | None = None

@@ -205,6 +205,30 @@ def _class_shares(y: np.ndarray, n_units: int) -> np.ndarray | None:
     return counts / counts.sum()
 
 
+def majority_prediction_share(pred: np.ndarray, y: Any, n_units: int,
+                              logits: bool | None) -> float | None:
+    """Share of the predictions that are the labels' most common class (single-label
+    classes only): near 1, the model answers that class whatever the input."""
+    y = np.asarray(y)
+    pred = np.asarray(pred)
+    if y.size == 0 or pred.ndim == 0 or _multi_hot(y, n_units):
+        return None
+    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
+        labels = y.reshape(-1, n_units).argmax(-1)
+    else:
+        labels = y.reshape(-1)
+        if not np.all(labels == np.round(labels)):
+            return None
+    if n_units > 1:
+        predicted = pred.reshape(-1, pred.shape[-1]).argmax(-1)
+    else:
+        predicted = (pred.reshape(-1) > (0.0 if logits else 0.5)).astype(np.int64)
+    if predicted.size != labels.size:
+        return None
+    values, counts = np.unique(labels, return_counts=True)
+    return float(np.mean(predicted == values[counts.argmax()]))
+
+
 def majority_rate(y: Any, n_units: int) -> float | None:
     if y is None:
         return None
@@ -445,6 +469,10 @@ def _heldout(trainer: Trainer, sx: Any, sy: Any, rng: np.random.Generator, n: in
         heldout_train_loss=(t_loss0, t_loss),
         heldout_loss=(h_loss0, h_loss),
         heldout_prior_loss=prior_loss(hy_np, n_units),
+        heldout_pred_majority=majority_prediction_share(h_pred, hy_np, n_units, logits_output),
+        heldout_train_pred_majority=majority_prediction_share(
+            t_pred, ty_np, n_units, logits_output
+        ),
     )
 
 
