@@ -21,6 +21,10 @@ class RunOptions:
     # A safety cap (seconds) on the experiments, which are sized in steps: it
     # only stops an experiment on a model far slower than its nominal cost.
     budget: float = 60.0
+    # Scales the experiments' nominal time (engine/experiments.NOMINAL_SECONDS),
+    # so their step counts: the test suite runs them short to stay fast. Not a
+    # command-line option; deterministic like the default.
+    experiment_scale: float = 1.0
     # Live mode's child: events go as JSON Lines to this file descriptor (the
     # parent's UI reads them); no CSV on stdout and no stderr summary then.
     events_fd: int | None = None

@@ -434,6 +434,7 @@ class Session:
                     seed=self.options.seed or 0,
                     budget_steps=self._budget_steps,
                     batch_size=self._batch_size,
+                    scale=self.options.experiment_scale,
                 )
                 experiments = replace(
                     experiments,

@@ -89,7 +89,7 @@ class Run:
 def diagnose_and_fit(model: keras.Model, *args: Any, steps: int = 3, **fit_kwargs: Any) -> Run:
     """`model.fit(...)` under gradscope: the probe, then the user's own fit."""
     bus = EventBus()
-    session = Session(RunOptions(script="<test>", steps=steps, budget=0.3), bus)
+    session = Session(RunOptions(script="<test>", steps=steps, experiment_scale=0.05), bus)
     spy = _AtTrainBegin()
     fit_kwargs.setdefault("verbose", 0)
     fit_kwargs["callbacks"] = [spy]
@@ -214,7 +214,7 @@ def test_a_gan_trained_by_train_on_batch_gets_its_data_as_train_on_batch_passes_
     model = UnpackingGAN()
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
     bus = EventBus()
-    session = Session(RunOptions(script="<test>", steps=2, budget=0.3), bus)
+    session = Session(RunOptions(script="<test>", steps=2, experiment_scale=0.05), bus)
     with intercept_fit(session.on_fit):
         logs = model.train_on_batch(IMAGES[:16], return_dict=True)
     d = Diagnosis(list(bus.history))

@@ -163,7 +163,7 @@ def test_the_full_session_probe_leaves_an_in_place_model_untouched() -> None:
     model = trained(lambda: Regressor(8))
     before = snapshot(model)
     bus = EventBus()
-    session = Session(RunOptions(script="train.py", steps=3, probe_only=True, budget=0.5), bus)
+    session = Session(RunOptions(script="train.py", steps=3, probe_only=True, experiment_scale=0.1), bus)
     call = FitCall(model, (X, Y), {"batch_size": 16, "epochs": 1, "verbose": 0}, keras.Model.fit)
     # when gradscope's session takes its fit (probe, checks, experiments),
     with pytest.raises(ProbeFinished):

@@ -87,11 +87,12 @@ class Run:
         return [e.text for e in self.diagnosis.events if isinstance(e, Note)]
 
 
-def diagnose_and_fit(model: keras.Model, *args: Any, steps: int = 3, budget: float = 0.3,
+def diagnose_and_fit(model: keras.Model, *args: Any, steps: int = 3, scale: float = 0.05,
                      **fit_kwargs: Any) -> Run:
     """`model.fit(*args, **fit_kwargs)` under gradscope: probe, checks, then the user's fit."""
     bus = EventBus()
-    session = Session(RunOptions(script="<test>", steps=steps, budget=budget), bus)
+    # Short experiments (scale) keep these many runs fast; the default cap never cuts them.
+    session = Session(RunOptions(script="<test>", steps=steps, experiment_scale=scale), bus)
     spy = _AtTrainBegin()
     fit_kwargs.setdefault("verbose", 0)
     fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), spy]

@@ -32,7 +32,10 @@ class ArrayFacts:
     multi_hot: bool  # values in {0,1}, last axis > 1, some row sums to more than 1
     numeric: bool = True
     absmax: float = 0.0  # largest |value|
-    feature_scale_ratio: float = 1.0  # max/min over features of per-feature max |x| (0 excluded)
+    # max/min over features of each feature's root mean square (0 excluded): RMS,
+    # not max |x|, so standardised data with a rare outlier in a near-constant
+    # column (digits through StandardScaler: 30 vs 0.02) is not "unscaled".
+    feature_scale_ratio: float = 1.0
     constant_features: bool = False  # every feature is constant across samples
     majority_fraction: float = float("nan")  # share of the most common class (class labels)
     row_sums_one: bool = False  # rank >= 2, last axis > 1, every row sums to ~1 (soft labels)
@@ -82,7 +85,9 @@ def _summarize(array: object) -> ArrayFacts | None:
     if a.ndim >= 1 and a.shape[0] > 0:
         per_sample = f.reshape(a.shape[0], -1)
         if a.ndim >= 2:
-            feats = np.abs(np.nan_to_num(f, posinf=0, neginf=0)).reshape(-1, a.shape[-1]).max(axis=0)
+            cols = np.nan_to_num(f, posinf=0, neginf=0).reshape(-1, a.shape[-1])
+            with np.errstate(over="ignore"):
+                feats = np.sqrt(np.mean(cols * cols, axis=0))
             nonzero = feats[feats > 0]
             if nonzero.size >= 2:
                 with np.errstate(over="ignore"):

@@ -289,13 +289,14 @@ class _Clock:
 
 
 def planned_steps(
-    cost: StepCost, eager: bool, n: int, probe_batch: int, lr_count: int
+    cost: StepCost, eager: bool, n: int, probe_batch: int, lr_count: int, scale: float = 1.0
 ) -> dict[str, int]:
     """Steps per experiment from the model's nominal step cost (engine/cost.py):
     the same on every machine, fewer for big models."""
 
     def fit(share: float, batch: int) -> float:
-        return share * NOMINAL_SECONDS / max(cost.step_seconds(max(1, batch), eager), 1e-6)
+        nominal = share * NOMINAL_SECONDS * scale
+        return nominal / max(cost.step_seconds(max(1, batch), eager), 1e-6)
 
     overfit = int(min(OVERFIT_STEPS, max(OVERFIT_MIN_STEPS, fit(OVERFIT_SHARE, min(OVERFIT_SAMPLES, n)))))
     sweep = int(min(SWEEP_STEPS, fit(SWEEP_SHARE, probe_batch) / max(1, lr_count)))
@@ -327,6 +328,7 @@ def run_experiments(
     seed: int = 0,
     budget_steps: int | None = None,
     batch_size: int = 32,
+    scale: float = 1.0,
 ) -> ExperimentFacts:
     """Run each experiment for its planned steps (`planned_steps`); the probe
     steps have already moved the target, so every experiment starts with
@@ -357,7 +359,7 @@ def run_experiments(
             {lr for lr in LR_GRID if not math.isclose(lr, user_lr, rel_tol=1e-3)} | {user_lr}
         )
     probe_batch = len(tree.flatten(batches[0][0])[0]) if batches else batch_size
-    plan = planned_steps(cost, trainer.eager, n, probe_batch, len(grid) or 1)
+    plan = planned_steps(cost, trainer.eager, n, probe_batch, len(grid) or 1, scale)
     replay_bs = max(1, min(batch_size, n))
     experiments: list[tuple[str, Any]] = [("overfit", None)]
     if grid and plan["sweep"]:
