@@ -12,7 +12,7 @@ SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 
 @dataclass(frozen=True)
 class Verdict:
-    """One finding, with an ID from the public catalogue (shared/spec/checks.md).
+    """One finding, with an ID from the public catalogue (docs/checks.md).
 
     `kind` is "cause" or "symptom": symptoms (loss-flat, cannot-overfit...) are
     ranked after the causes that explain them.

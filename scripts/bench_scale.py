@@ -125,7 +125,7 @@ def _reset_peak() -> bool:
 
 
 def _probe(model: Any, x: Any, y: Any) -> None:
-    """The probe as `Session._run_probe` wires it, without checks and experiments."""
+    """The probe as `Diagnosis.run` wires it, without checks and experiments."""
     import tensorflow as tf
 
     from gradscope.engine.compiling import runs_eagerly

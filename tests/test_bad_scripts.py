@@ -1,6 +1,6 @@
 """Scripts that go wrong, or do unusual things, under `gradscope run`.
 
-Each gives one clear message and the exit code of shared/spec/cli.md, or behaves
+Each gives one clear message and the exit code of docs/cli.md, or behaves
 exactly as under `python`. Already covered in test_cli.py: a missing script, a
 folder, a syntax error, a script raising before fit(), one that never calls
 fit(), and the script's own sys.exit codes before fit.

@@ -236,17 +236,17 @@ def _raised_in(error: BaseException) -> str:
 
 
 def _diagnose_like_keras(x: object, y: object, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from gradscope.session import Session
+    from gradscope.diagnosis import Diagnosis
     from tests.diagnose import diagnose
 
     failures: list[BaseException] = []
-    original = Session._probe_failed
+    original = Diagnosis.fail
 
-    def recorded(self: Session, exc: BaseException) -> None:
+    def recorded(self: Diagnosis, exc: BaseException) -> None:
         failures.append(exc)
         original(self, exc)
 
-    monkeypatch.setattr(Session, "_probe_failed", recorded)
+    monkeypatch.setattr(Diagnosis, "fail", recorded)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = diagnose(_tiny_model(), x, y, steps=2, budget=0)  # never raises

@@ -1,6 +1,6 @@
 """The probe engine on every kind of Keras model a user writes.
 
-Each model goes through the engine exactly as `Session._run_probe` wires it:
+Each model goes through the engine exactly as `Diagnosis.run` (gradscope/diagnosis.py) wires it:
 `make_target` -> `probe_layers` -> `describe` -> `ProbeStep.run` -> `layer_figures`,
 and the tests read the figures a user would see in a layer row of the CSV.
 """

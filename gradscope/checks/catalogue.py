@@ -1,5 +1,5 @@
 """Every check ID gradscope can emit, its default severity and whether it is a
-cause or a symptom. The IDs are a public contract (shared/spec/checks.md)."""
+cause or a symptom. The IDs are a public contract (docs/checks.md)."""
 
 from __future__ import annotations
 

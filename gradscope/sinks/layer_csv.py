@@ -9,7 +9,7 @@ from typing import TextIO
 from gradscope.events import Event, LayerStats
 from gradscope.sinks._files import open_output
 
-# The column contract of shared/spec/cli.md: never reorder or rename.
+# The column contract of docs/cli.md: never reorder or rename.
 COLUMNS = (
     "phase",
     "step",
