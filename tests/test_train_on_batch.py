@@ -137,12 +137,6 @@ def test_a_buggy_train_on_batch_script_gets_its_top_verdict(runs: dict[str, Run]
     assert "step 0" not in run.stdout
 
 
-@pytest.mark.xfail(
-    reason="checks/static.py judges constant-labels on the one batch; a GAN's discriminator "
-    "step (real images, all labels 1) is that by design: run_static must skip or soften "
-    "constant-labels when the batch facts' kind is 'batch'",
-    strict=False,
-)
 def test_a_gan_discriminators_first_batch_of_one_label_is_no_error() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras

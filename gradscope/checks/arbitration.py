@@ -13,9 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gradscope.checks.facts import ExperimentFacts
 from gradscope.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from gradscope.checks.registry import Facts
 
 # --- deferred static findings ------------------------------------------------
 
@@ -64,6 +68,51 @@ def _learns(e: ExperimentFacts) -> bool:
         and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
     )
     return acc_rose or end <= 0.5 * start
+
+
+# --- static suppressions -----------------------------------------------------
+#
+# Rules between the static checks' verdicts (checks/static.run_static applies
+# STATIC_SUPPRESSIONS, in order, to what the static checks found): a verdict
+# another one says better, or one the data sample cannot support.
+
+# What one train_on_batch batch cannot tell (see one_batch_is_no_label_sample).
+LABEL_DISTRIBUTION_CHECKS = ("constant-labels", "class-imbalance")
+
+
+def sorted_generator_is_not_constant(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """A generator shows only its first batches: all of one class there is sorted
+    data far more often than constant labels. When ordered-labels says so, the
+    constant-labels verdict on those same batches is left out: it is said once."""
+    b = facts.batches
+    if b is None or b.kind != "generator" or not any(v.check == "ordered-labels" for v in found):
+        return found
+    return [v for v in found if v.check != "constant-labels"]
+
+
+def one_batch_is_no_label_sample(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """A train_on_batch diagnosis (BatchFacts.kind "batch") sees the labels of the
+    one intercepted call, and a loop picks each batch's labels for its purpose (a
+    GAN's discriminator gets all ones for real images, all zeros for fakes): one
+    such batch says nothing of the label distribution, so neither constant labels
+    nor a majority class in it is reported."""
+    if facts.batches is None or facts.batches.kind != "batch":
+        return found
+    return [v for v in found if v.check not in LABEL_DISTRIBUTION_CHECKS]
+
+
+StaticRule = Callable[[list[Verdict], "Facts"], list[Verdict]]
+STATIC_SUPPRESSIONS: tuple[StaticRule, ...] = (
+    sorted_generator_is_not_constant,
+    one_batch_is_no_label_sample,
+)
+
+
+def suppress_static(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """The static verdicts the user reads (STATIC_SUPPRESSIONS, in order)."""
+    for rule in STATIC_SUPPRESSIONS:
+        found = rule(found, facts)
+    return found
 
 
 # --- the rate against the explosion ------------------------------------------
