@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from gradscope.checks.facts import ExperimentFacts
+from gradscope.checks.measures import zero_weight_layers
 from gradscope.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -115,7 +117,21 @@ def suppress_static(found: list[Verdict], facts: Facts) -> list[Verdict]:
     return found
 
 
-# --- the rate against the explosion ------------------------------------------
+# --- dynamic suppressions ----------------------------------------------------
+#
+# Rules between the dynamic checks' verdicts (checks/dynamic.run_dynamic applies
+# DYNAMIC_SUPPRESSIONS, in order, to what the checks found in registration
+# order): which verdicts a NaN loss, zero-initialised weights or an error
+# leave out, and the one reordering, the rate against the explosion.
+
+RATE_CHECKS = ("lr-too-high", "lr-too-low")
+# What is still reported once the loss went NaN/Inf, after the NaN itself: the
+# experiments' symptoms, which ran on a fresh clone. (undertrained is not
+# among them: a budget too short is moot when training breaks.)
+AFTER_NONFINITE = (
+    "predictions-unchanged", "collapsed-predictions", "cannot-overfit", "accuracy-at-baseline",
+    "loss-flat", "init-loss-unexpected", "labels-unpredictable",
+)
 
 
 def rate_and_explosion(rate: list[Verdict], explosion: list[Verdict]) -> list[Verdict]:
@@ -125,6 +141,50 @@ def rate_and_explosion(rate: list[Verdict], explosion: list[Verdict]) -> list[Ve
     if explosion and explosion[0].evidence.get("from_start"):
         return explosion + rate
     return rate + explosion
+
+
+def nonfinite_loss_first(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """Once the loss or a gradient is NaN/Inf, every later per-layer figure is NaN
+    and says nothing: only what led up to it is reported first (a rate far too
+    high, huge or growing gradients in the finite steps before it, ordered by
+    `rate_and_explosion`), then the NaN, then the symptoms (AFTER_NONFINITE)."""
+    nan = [v for v in found if v.check == "nonfinite-loss"]
+    if not nan:
+        return found
+    rate = [v for v in found if v.check in RATE_CHECKS]
+    explosion = [v for v in found if v.check == "exploding-gradient"]
+    return rate_and_explosion(rate, explosion) + nan + [v for v in found if v.check in AFTER_NONFINITE]
+
+
+def zero_weights_explain_vanishing(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """Hidden layers whose weights start at exactly 0 (zero-gradient names them)
+    pass no gradient back to the layers before them: a vanishing-gradient verdict
+    would only restate that, with the wrong fix (initialisation, not depth)."""
+    if facts.probe is None or not zero_weight_layers(facts.probe):
+        return found
+    return [v for v in found if v.check != "vanishing-gradient"]
+
+
+def undertrained_only_without_errors(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """"Train longer" is advice for a model that works: with any dynamic error
+    verdict, more of the same training would not help, so undertrained is left out."""
+    if not any(v.severity == "error" for v in found if v.check != "undertrained"):
+        return found
+    return [v for v in found if v.check != "undertrained"]
+
+
+DynamicRule = Callable[[list[Verdict], "Facts"], list[Verdict]]
+DYNAMIC_SUPPRESSIONS: tuple[DynamicRule, ...] = (
+    nonfinite_loss_first,
+    # (before the next: a vanishing-gradient error it drops must not count)
+    zero_weights_explain_vanishing,
+    undertrained_only_without_errors,
+)
+
+
+def suppress_dynamic(found: list[Verdict], facts: Facts) -> list[Verdict]:
+    """The dynamic verdicts the user reads, in order (DYNAMIC_SUPPRESSIONS)."""
+    return reduce(lambda kept, rule: rule(kept, facts), DYNAMIC_SUPPRESSIONS, found)
 
 
 # --- a cause ranks above the symptom it explains -----------------------------

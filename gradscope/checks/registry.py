@@ -51,6 +51,10 @@ class Facts:
     batches: BatchFacts | None = None
     probe: ProbeFacts | None = None
     experiments: ExperimentFacts | None = None
+    # (classification, n_classes, loss_kind) as a caller states them without a
+    # ModelFacts to derive them from (checks/dynamic.run_dynamic): checks that
+    # read the task prefer it to the properties below when it is set.
+    task: tuple[bool, int | None, str | None] | None = None
 
     @property
     def outputs(self) -> tuple[OutputFacts, ...]:
