@@ -39,6 +39,7 @@ from gradscope.session_verdicts import custom_step_verdict, probe_failed_verdict
 from gradscope.verdicts import Verdict
 
 if TYPE_CHECKING:
+    from gradscope.checks.registry import Check
     from gradscope.engine.cost import StepCost
     from gradscope.engine.experiments import Trainer
     from gradscope.engine.fitdata import Batch
@@ -194,7 +195,8 @@ class Diagnosis:
             forward_error = exc
             facts = facts_without_forward(target.model, head(sx, 512), sy)
         facts = with_user_trainable(replace(facts, embedding_ids=tuple(ids)), inputs.model)
-        static = run_static(facts, pipeline_facts(inputs.data_kind, inputs.batches))
+        static = run_static(facts, pipeline_facts(inputs.data_kind, inputs.batches),
+                            self._check_failed)
         # Some static findings are only a problem if the model then fails to
         # learn: they wait for the experiments' evidence (issued as they are
         # if there is none).
@@ -324,6 +326,7 @@ class Diagnosis:
         # A cause already issued (or among these) ranks above what it explains.
         self.issue(explained(self.bus.verdicts(), run_dynamic(
             probed, experiments, classification, n_classes, out.loss if out is not None else None,
+            self._check_failed,
         )))
 
     def _own_step(self, inputs: FitInputs, custom: list[str], static: StaticOutcome) -> None:
@@ -369,8 +372,12 @@ class Diagnosis:
         )
         self.issue_deferred(None)
         self.issue(explained(self.bus.verdicts(), run_dynamic(
-            probed, None, False, None, out.loss if out is not None else None,
+            probed, None, False, None, out.loss if out is not None else None, self._check_failed,
         )))
+
+    def _check_failed(self, check: Check, exc: Exception) -> None:
+        """One check raised: the others' verdicts stand, this one is named as lost."""
+        lost(self.bus.emit, f"the check {check.id}", exc, unchecked=(check.id,))
 
     # -- notes ---------------------------------------------------------------
     def _note_experiments(self, e: ExperimentFacts) -> None:

@@ -56,9 +56,10 @@ def print_traceback(exc: BaseException) -> None:
         traceback.print_exception(exc, file=sys.stderr)
 
 
-def lost(emit: Callable[[Any], None], what: str, exc: BaseException) -> None:
+def lost(emit: Callable[[Any], None], what: str, exc: BaseException,
+         unchecked: tuple[str, ...] = ()) -> None:
     """Tell the user that `what` was lost to `exc` (re-raised under GRADSCOPE_STRICT
-    when it is a bug of ours)."""
+    when it is a bug of ours); `unchecked`: the check IDs that could not run."""
     if strict() and is_our_bug(exc):
         raise exc
     first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -66,5 +67,6 @@ def lost(emit: Callable[[Any], None], what: str, exc: BaseException) -> None:
         "warning",
         f"{what} lost to an error ({type(exc).__name__}: {first}); "
         "GRADSCOPE_DEBUG=1 prints its traceback",
+        unchecked,
     ))
     print_traceback(exc)

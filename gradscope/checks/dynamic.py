@@ -15,6 +15,8 @@ undertrained after errors) are checks/arbitration.py's "dynamic suppressions".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gradscope.checks import activations, gradients, optimizer
 from gradscope.checks import symptoms as _symptoms
 from gradscope.checks.arbitration import confirmed as confirmed  # (its old home)
@@ -51,11 +53,20 @@ def dynamic_facts(p: ProbeFacts | None, e: ExperimentFacts | None, classificatio
 
 
 def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
-                n_classes: int | None, loss_kind: str | None) -> list[Verdict]:
+                n_classes: int | None, loss_kind: str | None,
+                on_error: Callable[[Check, Exception], None] | None = None) -> list[Verdict]:
     """The dynamic verdicts on one probe (and the experiments, when they ran),
-    after the dynamic suppressions (checks/arbitration.py)."""
+    after the dynamic suppressions (checks/arbitration.py). A check that raises
+    costs only its own verdicts when `on_error` is given (it is told)."""
     facts = dynamic_facts(p, e, classification, n_classes, loss_kind)
-    found = [v for entry in dynamic_checks() for v in entry.run(facts)]
+    found: list[Verdict] = []
+    for entry in dynamic_checks():
+        try:
+            found += entry.run(facts)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(entry, exc)
     return suppress_dynamic(found, facts)
 
 

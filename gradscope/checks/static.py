@@ -6,12 +6,14 @@ This module imports the families in the order they run, runs them
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # Which static findings wait for the experiments' evidence: checks/arbitration.py
 from gradscope.checks.arbitration import NEEDS_EVIDENCE as NEEDS_EVIDENCE  # noqa: F401
 from gradscope.checks.arbitration import needs_evidence as needs_evidence  # noqa: F401
 from gradscope.checks.arbitration import suppress_static
 from gradscope.checks.facts import BatchFacts, ModelFacts, OutputFacts
-from gradscope.checks.registry import REGISTRY, CheckFn, Facts, run_phase
+from gradscope.checks.registry import REGISTRY, Check, CheckFn, Facts, run_phase
 from gradscope.verdicts import Verdict
 
 # The families register their checks when imported, so this order is the order
@@ -31,11 +33,13 @@ from gradscope.checks import input_scale
 FAMILIES = (pipeline, inputs, model, outputs, labels, input_scale)
 
 
-def run_static(facts: ModelFacts, batches: BatchFacts | None = None) -> list[Verdict]:
+def run_static(facts: ModelFacts, batches: BatchFacts | None = None,
+               on_error: Callable[[Check, Exception], None] | None = None) -> list[Verdict]:
     """Every static check, in the families' order, then the rules between their
-    verdicts (checks/arbitration.py, STATIC_SUPPRESSIONS)."""
+    verdicts (checks/arbitration.py, STATIC_SUPPRESSIONS). A check that raises
+    costs only its own verdicts when `on_error` is given (it is told)."""
     bundle = Facts(model=facts, batches=batches)
-    return suppress_static(run_phase("static", bundle), bundle)
+    return suppress_static(run_phase("static", bundle, on_error), bundle)
 
 
 # --- the per-check entry points of old ----------------------------------------
