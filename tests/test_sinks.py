@@ -306,7 +306,10 @@ def test_json_report_holds_run_model_ranked_verdicts_and_final_layers(tmp_path: 
     assert [v["check"] for v in report["verdicts"]] == ["single-unit-softmax", "loss-flat"]
     assert report["headline"] == SOFTMAX.message
     assert [s["loss"] for s in report["steps"]] == [0.69, "nan"]
-    assert report["notes"] == [{"level": "info", "text": "continuing with your fit()"}]
+    assert report["notes"] == [
+        {"level": "info", "text": "continuing with your fit()", "unchecked": []}
+    ]
+    assert report["unchecked"] == []  # every check ran: an empty verdict list would mean healthy
     assert report["finished"] == {"status": "ok", "exit_code": 1}
     # And the layers are the last row seen for each layer
     dense, dropout = report["layers"]
