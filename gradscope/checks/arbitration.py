@@ -17,7 +17,7 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 from gradscope.checks.facts import ExperimentFacts
-from gradscope.checks.measures import zero_weight_layers
+from gradscope.checks.measures import accuracy_rose, learns_held_back, zero_weight_layers
 from gradscope.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -60,16 +60,14 @@ def confirmed(deferred: list[Verdict], e: ExperimentFacts | None) -> list[Verdic
 
 
 def _learns(e: ExperimentFacts) -> bool:
-    """The clone overfits the tiny subset: its loss halves or its accuracy rises."""
+    """The clone overfits the tiny subset (its loss halves or its accuracy rises),
+    or generalises to the held-back part (measures.learns_held_back)."""
+    if learns_held_back(e):
+        return True
     start, end = e.overfit_loss_start, e.overfit_loss_end
     if not e.overfit_steps or not (math.isfinite(start) and math.isfinite(end)):
         return False
-    acc_rose = (
-        e.overfit_acc_end is not None
-        and e.overfit_acc_start is not None
-        and (e.overfit_acc_end >= 0.9 or e.overfit_acc_end - e.overfit_acc_start >= 0.3)
-    )
-    return acc_rose or end <= 0.5 * start
+    return accuracy_rose(e) or end <= 0.5 * start
 
 
 # --- static suppressions -----------------------------------------------------

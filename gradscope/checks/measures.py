@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 # 30-point rise from the start is learning whatever the classes' shares.
 ACC_REACHED = 0.9
 ACC_RISE = 0.3
+# Held-back accuracy this far above the majority share shows a model learning
+# from the inputs (predicting the majority scores exactly that share): at least
+# 10 points, and at least 3 standard deviations of an accuracy measured on the
+# held-back rows (sqrt(m (1 - m) / n): 0.094 for 256 balanced rows).
+HELDOUT_LEARNED = 0.1
+HELDOUT_SIGMAS = 3.0
 
 
 def probe_of(facts: Facts) -> ProbeFacts:
@@ -118,3 +124,17 @@ def accuracy_rose(e: ExperimentFacts) -> bool:
         and e.overfit_acc_start is not None
         and (e.overfit_acc_end >= ACC_REACHED or e.overfit_acc_end - e.overfit_acc_start >= ACC_RISE)
     )
+
+
+def learns_held_back(e: ExperimentFacts) -> bool:
+    """The held-back experiment shows the model learning from the inputs: its
+    accuracy on rows it never trained on is clearly above the majority share.
+    (A tiny subset trained as one fixed batch can fail to show it: with inputs
+    of order 1e-3 the bias takes the subset's majority class long before the
+    weights grow enough to matter, while mini-batches of a balanced part leave
+    the bias alone and the weights decide.)"""
+    if not e.heldout_steps or e.heldout_acc is None or e.heldout_majority is None:
+        return False
+    m, n = e.heldout_majority, max(1, e.heldout_samples)
+    margin = max(HELDOUT_LEARNED, HELDOUT_SIGMAS * math.sqrt(m * (1 - m) / n))
+    return e.heldout_acc >= m + margin

@@ -13,6 +13,7 @@ from gradscope.checks.measures import (
     accuracy_rose,
     best_lr,
     experiments_of,
+    learns_held_back,
     probe_of,
 )
 from gradscope.checks.registry import CLASSIFICATION_LOSSES, Facts, Finding, check, finding
@@ -181,7 +182,10 @@ def _label_majority(e: ExperimentFacts) -> float | None:
 def cannot_overfit(facts: Facts) -> list[Finding]:
     e = experiments_of(facts)
     start, end = e.overfit_loss_start, e.overfit_loss_end
-    if not e.overfit_steps or not math.isfinite(start) or accuracy_rose(e) or _learns_faster(e):
+    # (A model that generalises to held-back rows can learn, whatever the tiny
+    # subset showed: see measures.learns_held_back.)
+    if (not e.overfit_steps or not math.isfinite(start) or accuracy_rose(e) or _learns_faster(e)
+            or learns_held_back(e)):
         return []
     # A model that learns at all takes a tiny subset's loss down clearly within
     # the budget, even at a modest learning rate; a slow but healthy one at
@@ -262,9 +266,11 @@ def accuracy_at_baseline(facts: Facts) -> list[Finding]:
 
 
 def _stuck_on_subset(e: ExperimentFacts) -> bool:
-    """Even on the tiny subset the accuracy stays at the majority share."""
+    """Even on the tiny subset the accuracy stays at the majority share (and the
+    held-back part does not show the model beating it: measures.learns_held_back)."""
     return (
-        e.overfit_steps >= HELDOUT_MIN_STEPS
+        not learns_held_back(e)
+        and e.overfit_steps >= HELDOUT_MIN_STEPS
         and e.overfit_acc_end is not None
         and e.overfit_majority is not None
         and e.overfit_acc_end <= e.overfit_majority + SUBSET_BASELINE_MARGIN

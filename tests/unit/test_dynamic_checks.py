@@ -143,8 +143,16 @@ SWEEP_NOT_HIGHER = sweep({1e-3: 2.0, 1e-1: 1.771})
 DIVERGES = dict(overfit_loss_start=2.0, overfit_loss_end=2.0 * optimizer.DIVERGED * 1.01)
 SETTLES = dict(overfit_loss_start=2.0, overfit_loss_end=2.0 * optimizer.DIVERGED)
 FLAT_OVERFIT = dict(overfit_loss_start=2.0, overfit_loss_end=2.0, overfit_curve=(2.0,) * 6)
-# Accuracy on the tiny subset that neither reaches 0.9 nor rises by 0.3.
-NO_ACC_RISE = dict(overfit_acc_start=0.1, overfit_acc_end=0.35)
+# Accuracy on the tiny subset that neither reaches 0.9 nor rises by 0.3, and
+# held-back accuracy at the majority share: no experiment shows learning.
+NO_ACC_RISE = dict(overfit_acc_start=0.1, overfit_acc_end=0.35, heldout_acc=0.13,
+                   heldout_acc_start=0.13, heldout_train_acc=0.15)
+
+
+def held_back(acc: float, samples: int = 256) -> dict[str, Any]:
+    """A held-back part of balanced classes on which the clone reached `acc`."""
+    return dict(heldout_majority=0.5, heldout_acc=acc, heldout_acc_start=0.5,
+                heldout_train_acc=acc, heldout_samples=samples)
 FALLING_BUDGET = (2.0, 1.5, 1.2, 0.97, 0.9)  # last drop 0.07 >= 0.25 x mean drop 0.275
 LEVELLING_BUDGET = (2.0, 1.5, 1.2, 0.968, 0.9)  # last drop 0.068 < 0.06875
 
@@ -299,10 +307,26 @@ CASES = [
                                              init_loss=2.0, sweep=sweep({USER_LR: 2.0, 1e-2: 1.41}),
                                              **NO_ACC_RISE), ("error", "loss_end", 1.9),
          id="a higher rate stays above 70 % of the initial loss"),
+    case("cannot-overfit", None, experiments(overfit_loss_start=2.0, overfit_loss_end=1.9,
+                                             **{**NO_ACC_RISE, **held_back(0.6)}), None,
+         id="held back 10 points over the majority (256 rows)"),
+    case("cannot-overfit", None, experiments(overfit_loss_start=2.0, overfit_loss_end=1.9,
+                                             **{**NO_ACC_RISE, **held_back(0.599)}),
+         ("error", "loss_end", 1.9), id="held back just under 10 points over it"),
+    case("cannot-overfit", None, experiments(overfit_loss_start=2.0, overfit_loss_end=1.9,
+                                             **{**NO_ACC_RISE, **held_back(0.69, 64)}), None,
+         id="held back 3 sigma over the majority (64 rows)"),
+    case("cannot-overfit", None, experiments(overfit_loss_start=2.0, overfit_loss_end=1.9,
+                                             **{**NO_ACC_RISE, **held_back(0.68, 64)}),
+         ("error", "loss_start", 2.0), id="held back under 3 sigma over it (64 rows)"),
     case("accuracy-at-baseline", None,
          experiments(overfit_steps=40, overfit_majority=22 / 32, overfit_acc_start=22 / 32,
-                     overfit_acc_end=22 / 32 + 0.019),
+                     overfit_acc_end=22 / 32 + 0.019, **held_back(0.599)),
          ("warning", "majority", 22 / 32), id="subset at the majority, 10 rare samples"),
+    case("accuracy-at-baseline", None,
+         experiments(overfit_steps=40, overfit_majority=22 / 32, overfit_acc_start=22 / 32,
+                     overfit_acc_end=22 / 32, **held_back(0.6)), None,
+         id="subset at the majority but held back beats it"),
     case("accuracy-at-baseline", None,
          experiments(overfit_steps=40, overfit_majority=23 / 32, overfit_acc_start=23 / 32,
                      overfit_acc_end=23 / 32), None, id="subset with 9 rare samples"),
@@ -531,6 +555,25 @@ def test_the_symptoms_keep_their_order() -> None:
         "predictions-unchanged", "collapsed-predictions", "cannot-overfit", "loss-flat",
         "init-loss-unexpected",
     ]
+
+
+def test_tiny_inputs_are_cleared_when_the_held_back_part_shows_learning() -> None:
+    # (tests/test_fresh_cases.py's tiny inputs under Adam(0.05): the fixed 32-sample
+    # batch only moved the bias to its majority class, 31 % -> 59 % accuracy, while
+    # the held-back part reached 86 % against a majority of 52 %)
+    from gradscope.checks.arbitration import confirmed
+    from gradscope.checks.catalogue import verdict
+
+    tiny = verdict("unnormalized-input", "input", "tiny", "scale", absmax=0.004, tiny=True)
+    subset = dict(overfit_loss_start=0.694, overfit_loss_end=0.665, overfit_acc_start=0.3125,
+                  overfit_acc_end=0.594, overfit_majority=0.594)
+    learned = experiments(**subset, **held_back(0.855))
+    assert confirmed([tiny], learned) == []
+    assert ids(run_dynamic(probe(), learned, True, 2, "sparse_categorical_crossentropy")) == []
+    at_chance = experiments(**subset, **held_back(0.52))
+    assert confirmed([tiny], at_chance) == [tiny]
+    assert ids(run_dynamic(probe(), at_chance, True, 2, "sparse_categorical_crossentropy")) == [
+        "cannot-overfit", "accuracy-at-baseline"]
 
 
 # ------------------------------------------------------------- no TensorFlow
