@@ -22,7 +22,7 @@ from gradscope.checks import symptoms as _symptoms
 from gradscope.checks.arbitration import confirmed as confirmed  # (its old home)
 from gradscope.checks.arbitration import suppress_dynamic
 from gradscope.checks.facts import ExperimentFacts, ModelFacts, ProbeFacts
-from gradscope.checks.registry import REGISTRY, Check, Facts
+from gradscope.checks.registry import REGISTRY, Check, Facts, in_family_order, run_checks
 from gradscope.checks.symptoms import COLLAPSE_FLOAT as COLLAPSE_FLOAT
 from gradscope.checks.symptoms import COLLAPSE_SHARE as COLLAPSE_SHARE
 from gradscope.checks.symptoms import MIN_MINORITY as MIN_MINORITY
@@ -41,9 +41,7 @@ _NO_MODEL = ModelFacts(name="", total_params=0, trainable_params=0, weighted_lay
 
 def dynamic_checks() -> list[Check]:
     """Every registered dynamic check, in report order (family, then declaration)."""
-    order = {family.__name__: i for i, family in enumerate(FAMILIES)}
-    entries = [c for c in REGISTRY.values() if c.phase == "dynamic"]
-    return sorted(entries, key=lambda c: order.get(c.module, len(order)))
+    return in_family_order("dynamic", FAMILIES)
 
 
 def dynamic_facts(p: ProbeFacts | None, e: ExperimentFacts | None, classification: bool = False,
@@ -59,14 +57,7 @@ def run_dynamic(p: ProbeFacts, e: ExperimentFacts | None, classification: bool,
     after the dynamic suppressions (checks/arbitration.py). A check that raises
     costs only its own verdicts when `on_error` is given (it is told)."""
     facts = dynamic_facts(p, e, classification, n_classes, loss_kind)
-    found: list[Verdict] = []
-    for entry in dynamic_checks():
-        try:
-            found += entry.run(facts)
-        except Exception as exc:
-            if on_error is None:
-                raise
-            on_error(entry, exc)
+    found = run_checks(dynamic_checks(), facts, on_error)
     return suppress_dynamic(found, facts)
 
 

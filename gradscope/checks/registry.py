@@ -178,15 +178,28 @@ def plain(value: Any) -> Any:
     return value
 
 
+def in_family_order(phase: Phase, families: tuple[Any, ...]) -> list[Check]:
+    """The checks of `phase`, family by family in the order given, each family's
+    in declaration order: not registration order, which depends on which module
+    a process happened to import first."""
+    order = {family.__name__: i for i, family in enumerate(families)}
+    entries = [c for c in REGISTRY.values() if c.phase == phase]
+    return sorted(entries, key=lambda c: order.get(c.module, len(order)))
+
+
 def run_phase(phase: Phase, facts: Facts,
               on_error: Callable[[Check, Exception], None] | None = None) -> list[Verdict]:
     """Every registered check of `phase` whose facts are there, in registration
     order. A check that raises costs only its own verdicts: `on_error` is told
     (the session turns it into a note naming the check); without it, it raises."""
+    return run_checks([c for c in REGISTRY.values() if c.phase == phase], facts, on_error)
+
+
+def run_checks(entries: list[Check], facts: Facts,
+               on_error: Callable[[Check, Exception], None] | None = None) -> list[Verdict]:
+    """These checks' verdicts on `facts`, in order; see `run_phase` for `on_error`."""
     found: list[Verdict] = []
-    for entry in REGISTRY.values():
-        if entry.phase != phase:
-            continue
+    for entry in entries:
         try:
             found += entry.run(facts)
         except Exception as exc:

@@ -13,7 +13,7 @@ from gradscope.checks.arbitration import NEEDS_EVIDENCE as NEEDS_EVIDENCE  # noq
 from gradscope.checks.arbitration import needs_evidence as needs_evidence  # noqa: F401
 from gradscope.checks.arbitration import suppress_static
 from gradscope.checks.facts import BatchFacts, ModelFacts, OutputFacts
-from gradscope.checks.registry import REGISTRY, Check, CheckFn, Facts, run_phase
+from gradscope.checks.registry import REGISTRY, Check, CheckFn, Facts, in_family_order, run_checks
 from gradscope.verdicts import Verdict
 
 # The families register their checks when imported, so this order is the order
@@ -39,7 +39,12 @@ def run_static(facts: ModelFacts, batches: BatchFacts | None = None,
     verdicts (checks/arbitration.py, STATIC_SUPPRESSIONS). A check that raises
     costs only its own verdicts when `on_error` is given (it is told)."""
     bundle = Facts(model=facts, batches=batches)
-    return suppress_static(run_phase("static", bundle, on_error), bundle)
+    return suppress_static(run_checks(static_checks(), bundle, on_error), bundle)
+
+
+def static_checks() -> list[Check]:
+    """Every registered static check, in report order (family, then declaration)."""
+    return in_family_order("static", FAMILIES)
 
 
 # --- the per-check entry points of old ----------------------------------------
