@@ -19,6 +19,7 @@ import keras
 from gradscope.engine.layers import LayerMeta, own_variables
 from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.events import Event, LayerRow, LayerStats, StepStats
+from gradscope.internal import lost
 
 
 class TrainMonitor(keras.callbacks.Callback):
@@ -27,6 +28,7 @@ class TrainMonitor(keras.callbacks.Callback):
         self._layers = layers
         self._metas = metas
         self._emit = emit
+        self._failed = False
         # Each layer's trainable variables, as indices into one flat snapshot: the
         # epoch's starting weights, on disk when large (a 100 M-parameter model's
         # 400 MB would otherwise sit in memory through the user's whole fit).
@@ -60,8 +62,11 @@ class TrainMonitor(keras.callbacks.Callback):
             loss = (logs or {}).get("loss")
             self._emit(StepStats("train", epoch + 1, float(loss) if loss is not None else None))
             self._emit(LayerStats("train", epoch + 1, tuple(rows)))
-        except Exception:  # noqa: BLE001 - monitoring must never break the user's training
-            pass
+        except Exception as exc:  # noqa: BLE001 - monitoring must never break the user's training
+            if not self._failed:  # said once, not every epoch
+                self._failed = True
+                lost(self._emit, f"the per-layer figures of your training from epoch {epoch + 1}",
+                     exc)
 
 
 def with_callback(fit: Any, model: Any, args: tuple, kwargs: dict, callback: Any) -> tuple[tuple, dict]:
