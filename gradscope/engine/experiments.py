@@ -193,14 +193,19 @@ def prior_loss(y: Any, n_units: int) -> float | None:
     return None if shares is None else entropy(shares)
 
 
+def _class_ids(y: np.ndarray, n_units: int) -> np.ndarray | None:
+    """The class of each single-label target (one-hot rows or class ids), or None."""
+    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
+        return y.reshape(-1, n_units).argmax(-1)
+    labels = y.reshape(-1)
+    return labels if np.all(labels == np.round(labels)) else None
+
+
 def _class_shares(y: np.ndarray, n_units: int) -> np.ndarray | None:
     """Each class's share of single-label targets (one-hot rows or class ids)."""
-    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
-        labels = y.reshape(-1, n_units).argmax(-1)
-    else:
-        labels = y.reshape(-1)
-        if not np.all(labels == np.round(labels)):
-            return None
+    labels = _class_ids(y, n_units)
+    if labels is None:
+        return None
     _, counts = np.unique(labels, return_counts=True)
     return counts / counts.sum()
 
@@ -213,12 +218,9 @@ def majority_prediction_share(pred: np.ndarray, y: Any, n_units: int,
     pred = np.asarray(pred)
     if y.size == 0 or pred.ndim == 0 or _multi_hot(y, n_units):
         return None
-    if n_units > 1 and y.ndim >= 2 and y.shape[-1] == n_units:
-        labels = y.reshape(-1, n_units).argmax(-1)
-    else:
-        labels = y.reshape(-1)
-        if not np.all(labels == np.round(labels)):
-            return None
+    labels = _class_ids(y, n_units)
+    if labels is None:
+        return None
     if n_units > 1:
         predicted = pred.reshape(-1, pred.shape[-1]).argmax(-1)
     else:
