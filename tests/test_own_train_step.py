@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,11 +21,12 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers as L  # noqa: E402
 
-from gradscope.events import EventBus, LayerRow, Note, StepStats  # noqa: E402
+from gradscope.events import EventBus  # noqa: E402
 from gradscope.intercept import intercept_fit  # noqa: E402
 from gradscope.options import RunOptions  # noqa: E402
 from gradscope.session import Session  # noqa: E402
-from tests.diagnose import Diagnosis, diagnose  # noqa: E402
+from tests.diagnose import Diagnosis, Run, diagnose  # noqa: E402
+from tests.diagnose import diagnose_and_fit as fit_under_gradscope  # noqa: E402
 
 N = 64
 rng = np.random.default_rng(0)
@@ -55,47 +55,9 @@ def all_state(model: keras.Model) -> list[tuple[str, bytes]]:
     return [(v.path, np.asarray(v.numpy()).tobytes()) for v in found]
 
 
-class _AtTrainBegin(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.state: list[tuple[str, bytes]] | None = None
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        self.state = all_state(self.model)
-
-
-@dataclass
-class Run:
-    diagnosis: Diagnosis
-    history: dict[str, list[float]]
-    at_train_begin: list[tuple[str, bytes]] | None
-
-    @property
-    def ids(self) -> list[str]:
-        return self.diagnosis.ids
-
-    def rows(self, step: int = 1) -> dict[str, LayerRow]:
-        stats = [s for s in self.diagnosis.layer_stats if s.phase == "probe"]
-        return {r.layer: r for r in stats[step - 1].rows}
-
-    def notes(self) -> list[str]:
-        return [e.text for e in self.diagnosis.events if isinstance(e, Note)]
-
-    def probe_losses(self) -> list[float]:
-        return [e.loss for e in self.diagnosis.events
-                if isinstance(e, StepStats) and e.phase == "probe" and e.loss is not None]
-
-
 def diagnose_and_fit(model: keras.Model, *args: Any, steps: int = 3, **fit_kwargs: Any) -> Run:
-    """`model.fit(...)` under gradscope: the probe, then the user's own fit."""
-    bus = EventBus()
-    session = Session(RunOptions(script="<test>", steps=steps, experiment_scale=0.05), bus)
-    spy = _AtTrainBegin()
-    fit_kwargs.setdefault("verbose", 0)
-    fit_kwargs["callbacks"] = [spy]
-    with intercept_fit(session.on_fit):
-        history = model.fit(*args, **fit_kwargs)
-    return Run(Diagnosis(list(bus.history)), dict(history.history), spy.state)
+    """`model.fit(...)` under gradscope, every optimizer's and metric's state taken."""
+    return fit_under_gradscope(model, *args, steps=steps, state=all_state, **fit_kwargs)
 
 
 def assert_probed_through_own_step(run: Run | Diagnosis, *names: str) -> None:

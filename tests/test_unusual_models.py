@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,11 +22,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers as L  # noqa: E402
 
-from gradscope.events import EventBus, LayerRow, Note  # noqa: E402
-from gradscope.intercept import intercept_fit  # noqa: E402
-from gradscope.options import RunOptions  # noqa: E402
-from gradscope.session import Session  # noqa: E402
-from tests.diagnose import Diagnosis, diagnose  # noqa: E402
+from tests.diagnose import Diagnosis, Run, diagnose, diagnose_and_fit, weights_and_optimizer  # noqa: E402,F401
 
 N = 64
 rng = np.random.default_rng(0)
@@ -48,57 +43,7 @@ def _seeded() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def snapshot(model: keras.Model) -> list[tuple[str, bytes]]:
-    """Every variable of the model and its optimizer, bit for bit."""
-    found = list(model.variables) + list(model.optimizer.variables)
-    return [(v.path, np.asarray(v.numpy()).tobytes()) for v in found]
-
-
-class _AtTrainBegin(keras.callbacks.Callback):
-    """The user's state when their own fit starts, i.e. right after the probe."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state: list[tuple[str, bytes]] | None = None
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        self.state = snapshot(self.model)
-
-
-@dataclass
-class Run:
-    diagnosis: Diagnosis
-    history: dict[str, list[float]]
-    at_train_begin: list[tuple[str, bytes]] | None
-
-    @property
-    def ids(self) -> list[str]:
-        return self.diagnosis.ids
-
-    def rows(self, step: int = 1) -> dict[str, LayerRow]:
-        """The layer rows of probe step `step` (1-based), by layer name."""
-        stats = [s for s in self.diagnosis.layer_stats if s.phase == "probe"]
-        return {r.layer: r for r in stats[step - 1].rows}
-
-    def warnings(self) -> list[str]:
-        return [e.text for e in self.diagnosis.events if isinstance(e, Note) and e.level == "warning"]
-
-    def notes(self) -> list[str]:
-        return [e.text for e in self.diagnosis.events if isinstance(e, Note)]
-
-
-def diagnose_and_fit(model: keras.Model, *args: Any, steps: int = 3, scale: float = 0.05,
-                     **fit_kwargs: Any) -> Run:
-    """`model.fit(*args, **fit_kwargs)` under gradscope: probe, checks, then the user's fit."""
-    bus = EventBus()
-    # Short experiments (scale) keep these many runs fast; the default cap never cuts them.
-    session = Session(RunOptions(script="<test>", steps=steps, experiment_scale=scale), bus)
-    spy = _AtTrainBegin()
-    fit_kwargs.setdefault("verbose", 0)
-    fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), spy]
-    with intercept_fit(session.on_fit):
-        history = model.fit(*args, **fit_kwargs)
-    return Run(Diagnosis(list(bus.history)), dict(history.history), spy.state)
+snapshot = weights_and_optimizer
 
 
 def assert_probed(run: Run, *names: str) -> None:
