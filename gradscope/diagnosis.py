@@ -111,7 +111,7 @@ class Diagnosis:
             layers, metas, eager = self._describe(model, target, own_step)
             static = self._static(inputs, target)
             if own_step:
-                self._own_step(inputs, custom, static)
+                self._own_step(inputs, custom, static, target, eager)
                 return
             if static.forward_error is not None:
                 raise static.forward_error
@@ -210,23 +210,15 @@ class Diagnosis:
     ) -> tuple[Trainer, tuple[Any, Any], tuple[np.ndarray, float], list[Step], list[str]]:
         """The probe steps; also builds the experiments' trainer and measures the
         evaluation batch before any step."""
-        from gradscope.engine.experiments import Trainer
         from gradscope.engine.histograms import HistogramProbe
         from gradscope.engine.probe import ProbeStep
-        from gradscope.engine.to_facts import disconnected_variables, head, layer_rows
+        from gradscope.engine.to_facts import disconnected_variables, layer_rows
         from gradscope.engine.training import to_tensors
 
         self.bus.emit(PhaseChanged("probe"))
         x0, y0, sw0 = inputs.batches[0]
         xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
-        # Build the loss object eagerly: variables cannot be created inside tf.function.
-        target.loss_fn(yt, target.model(xt, training=False), swt)
-        trainer = Trainer(
-            target.model, target.optimizer, target.loss_fn, start=target.snapshot, eager=eager
-        )
-        sx, sy, _ = inputs.sample
-        eval_set = (head(sx, 256), head(sy, 256))
-        eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
+        trainer, eval_set, eval_before = self._trainer(inputs, target, eager)
         probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas, eager)
         histograms = HistogramProbe(
             target.model, target.optimizer, target.loss_fn, layers, metas, eager
@@ -251,6 +243,26 @@ class Diagnosis:
         del histograms
         gc.collect()
         return trainer, eval_set, eval_before, series, disconnected
+
+    def _trainer(self, inputs: FitInputs, target: ProbeTarget,
+                 eager: bool) -> tuple[Trainer, tuple[Any, Any], tuple[np.ndarray, float]]:
+        """The experiments' trainer on the target, the evaluation batch and what the
+        target predicts on it before any step of ours."""
+        from gradscope.engine.experiments import Trainer
+        from gradscope.engine.to_facts import head
+        from gradscope.engine.training import to_tensors
+
+        x0, y0, sw0 = inputs.batches[0]
+        xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
+        # Build the loss object eagerly: variables cannot be created inside tf.function.
+        target.loss_fn(yt, target.model(xt, training=False), swt)
+        trainer = Trainer(
+            target.model, target.optimizer, target.loss_fn, start=target.snapshot, eager=eager
+        )
+        sx, sy, _ = inputs.sample
+        eval_set = (head(sx, 256), head(sy, 256))
+        eval_before = trainer.evaluate(to_tensors(eval_set[0]), to_tensors(eval_set[1]))
+        return trainer, eval_set, eval_before
 
     def _histograms(self, probe: HistogramProbe, step: int, x: Any, y: Any, sw: Any) -> None:
         """Send every layer's histograms; a failure costs only the histograms."""
@@ -307,7 +319,10 @@ class Diagnosis:
         return experiments
 
     def _dynamic(self, facts: ModelFacts, metas: list[LayerMeta], series: list[Step],
-                 disconnected: list[str], experiments: ExperimentFacts | None) -> None:
+                 disconnected: list[str], experiments: ExperimentFacts | None,
+                 task: tuple[bool, int | None] | None = None) -> None:
+        """The dynamic checks; `task` overrides (classification, n_classes) read
+        off the first output (an own train_step's probe: not judged as a task)."""
         from gradscope.checks.arbitration import explained
         from gradscope.checks.dynamic import run_dynamic
         from gradscope.checks.registry import CLASSIFICATION_LOSSES
@@ -318,6 +333,8 @@ class Diagnosis:
         n_classes = None
         if out is not None and classification:
             n_classes = out.units if out.units and out.units > 1 else 2
+        if task is not None:
+            classification, n_classes = task
         probed = probe_facts(
             metas, series, disconnected=disconnected,
             output_layers=[o.layer for o in facts.outputs],
@@ -329,17 +346,24 @@ class Diagnosis:
             self._check_failed,
         )))
 
-    def _own_step(self, inputs: FitInputs, custom: list[str], static: StaticOutcome) -> None:
+    def _own_step(self, inputs: FitInputs, custom: list[str], static: StaticOutcome,
+                  target: ProbeTarget, eager: bool) -> None:
         """Probe steps through the model's own train_step (engine/own_step.py):
-        per-layer figures and the dynamic checks that read them. No experiments:
-        they train with a loss of gradscope's own, which this model's step may not use."""
-        from gradscope.checks.arbitration import explained
-        from gradscope.checks.dynamic import run_dynamic
+        per-layer figures and the dynamic checks that read them. The experiments
+        train with a standard step on the compiled loss: they run only when that
+        is a fair stand-in for the model's step (a compiled loss, a forward pass,
+        one optimizer: a step that logs, adds a metric or calls super()), not
+        for a GAN or a VAE whose step computes its own loss."""
         from gradscope.engine.experiments import EXPERIMENT_CHECKS
-        from gradscope.engine.own_step import TrainStepFailed, probe_own_step
-        from gradscope.engine.to_facts import layer_rows, probe_facts
+        from gradscope.engine.own_step import TrainStepFailed, optimizers_of, probe_own_step
+        from gradscope.engine.to_facts import layer_rows
 
         model = inputs.model
+        with_experiments = (
+            target.loss_fn is not None
+            and static.forward_error is None
+            and len(optimizers_of(model)) <= 1
+        )
         self.bus.emit(PhaseChanged("probe"))
         try:
             run = probe_own_step(
@@ -352,28 +376,32 @@ class Diagnosis:
             self.issue_deferred(None)
             return
         self.issue([custom_step_verdict(model, custom, static.forward_error,
-                                        loss_log=run.loss_log)])
+                                        loss_log=run.loss_log, experiments=with_experiments)])
         for note in run.notes:
             self.bus.emit(Note("info", note))
-        self.bus.emit(Note(
-            "info",
-            f"experiments skipped: they train with a loss gradscope computes, and "
-            f"{type(model).__name__} trains by its own train_step()",
-            unchecked=experiment_checks(list(EXPERIMENT_CHECKS)),
-        ))
         for step, (result, figures) in enumerate(run.series, start=1):
             self.bus.emit(StepStats("probe", step, result.loss, seconds=result.seconds))
             self.bus.emit(LayerStats("probe", step, layer_rows(run.metas, figures)))
-        facts = static.facts
-        out = facts.outputs[0] if facts.outputs else None
-        probed = probe_facts(
-            run.metas, run.series, disconnected=run.disconnected,
-            output_layers=[o.layer for o in facts.outputs],
-        )
-        self.issue_deferred(None)
-        self.issue(explained(self.bus.verdicts(), run_dynamic(
-            probed, None, False, None, out.loss if out is not None else None, self._check_failed,
-        )))
+        experiments = None
+        if with_experiments:
+            trainer, eval_set, eval_before = self._trainer(inputs, target, eager)
+            # The experiments compare predictions before and after the probe's
+            # steps; those ran on the user's model, so the same number of standard
+            # steps moves the target (predictions-unchanged reads the difference).
+            for step in range(max(1, self.options.steps)):
+                trainer.train(*inputs.batches[step % len(inputs.batches)])
+            experiments = self._experiments(
+                inputs, target, trainer, static, eval_set, eval_before
+            )
+        else:
+            self.bus.emit(Note(
+                "info",
+                f"experiments skipped: they train with a loss gradscope computes, and "
+                f"{type(model).__name__} trains by its own train_step()",
+                unchecked=experiment_checks(list(EXPERIMENT_CHECKS)),
+            ))
+        self._dynamic(static.facts, run.metas, run.series, run.disconnected, experiments,
+                      task=None if with_experiments else (False, None))
 
     def _check_failed(self, check: Check, exc: Exception) -> None:
         """One check raised: the others' verdicts stand, this one is named as lost."""

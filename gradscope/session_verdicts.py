@@ -42,6 +42,7 @@ def custom_step_verdict(
     forward_error: BaseException | None = None,
     probe_error: BaseException | None = None,
     loss_log: str | None = None,
+    experiments: bool = False,
 ) -> Verdict:
     """What gradscope probed of a model with its own training code: its own
     train_step (when it overrides it: `loss_log` says which log gave the loss,
@@ -82,13 +83,20 @@ def custom_step_verdict(
             f"{cls} overrides {methods}; gradscope probed it through your own train_step(), "
             "run eagerly on your model and every variable restored afterwards: gradients as "
             f"your step hands them to its optimizer(s), updates as the weights moved{read}. "
-            "The learning-rate sweep, overfit and held-back experiments were skipped (they "
-            "train with a loss gradscope computes itself), and so were the checks that need "
-            "them." + no_forward
+            + (
+                "The learning-rate sweep, overfit and held-back experiments ran with a "
+                "standard step on your compiled loss and optimizer, on a copy."
+                if experiments else
+                "The learning-rate sweep, overfit and held-back experiments were skipped (they "
+                "train with a loss gradscope computes itself, and this model has no compiled "
+                "loss, no forward pass or several optimizers), and so were the checks that "
+                "need them."
+            ) + no_forward
         )
         fix = (
-            "Nothing to do: this says how the figures were taken. To have the experiments "
-            "run too, train with Keras's own train_step on a compiled loss."
+            "Nothing to do: this says how the figures were taken."
+            + ("" if experiments else " To have the experiments run too, compile the model "
+               "with the loss its step minimises.")
         )
         probed = True
     elif loss is None:

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers as L  # noqa: E402
 
-from gradscope.events import EventBus  # noqa: E402
+from gradscope.events import EventBus, Note  # noqa: E402
 from gradscope.intercept import intercept_fit  # noqa: E402
 from gradscope.options import RunOptions  # noqa: E402
 from gradscope.session import Session  # noqa: E402
@@ -372,3 +372,55 @@ def test_a_model_without_call_and_good_labels_is_probed() -> None:
     assert_probed_through_own_step(run, "hidden", "probs")
     assert "no forward pass" in run.diagnosis.find("custom-train-step").message
     assert len(run.history["loss"]) == 1
+
+
+class LoggingStep(keras.Model):
+    """A train_step of the common kind: Keras's own computation, plus logging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = L.Dense(32, activation="relu")
+        self.head = L.Dense(10, activation="softmax")
+
+    def call(self, x: Any) -> Any:
+        return self.head(self.hidden(x))
+
+    def train_step(self, data: Any) -> Any:
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        for metric in self.metrics:
+            metric.update_state(loss) if metric.name == "loss" else metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def test_an_own_step_on_the_compiled_loss_still_gets_the_experiments_and_their_verdicts() -> None:
+    # Given a logging train_step on a compiled loss, with a learning rate 1000x too high
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype("float32"), digits.target
+    model = LoggingStep()
+    model.compile(keras.optimizers.SGD(learning_rate=50.0), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    found = diagnose(model, x, y, steps=3, epochs=3)
+    # Then it is probed through its step, the experiments ran, and the rate is named
+    v = found.find("custom-train-step")
+    assert v.evidence["through"] == "train_step" and "ran with a standard step" in v.message
+    assert any(isinstance(e, Note) and e.text.startswith("learning-rate sweep")
+               for e in found.events)
+    assert {"lr-too-high", "nonfinite-loss"} & set(found.ids[:2]), found.ids
+
+
+def test_a_healthy_logging_step_gets_no_warning() -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype("float32"), digits.target
+    model = LoggingStep()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    found = diagnose(model, x, y, steps=3, epochs=3)
+    assert [v.check for v in found.verdicts if v.severity != "info"] == []
