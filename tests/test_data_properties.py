@@ -168,6 +168,9 @@ fit_arrays = st.one_of(
          batch_size=None, validation_split=0.0, shuffle=True, class_weight={0: 1.0, 1: 3.0})
 @example(x=np.array(2.0), y=None, sample_weight=None, batch_size=None, validation_split=0.0,
          shuffle=True, class_weight=None)
+# Found by hypothesis: labels of shape (n, 0, 1) with class_weight (a refusal, not a TypeError).
+@example(x=np.array([0], dtype=np.int8), y=np.zeros((1, 0, 1), dtype=np.int8), sample_weight=None,
+         batch_size=None, validation_split=0.0, shuffle=True, class_weight={0: 1.0, 1: 3.0})
 @given(
     x=fit_arrays,
     y=st.one_of(st.none(), fit_arrays),

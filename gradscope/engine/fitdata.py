@@ -196,9 +196,17 @@ def _class_weight_to_sample_weight(y: Any, class_weight: dict[Any, float]) -> np
         ) from None
     if labels.ndim > 1:
         labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else np.squeeze(labels, -1)
+    if labels.ndim > 1:  # Keras refuses class_weight for 3+ dimensional targets too
+        raise ValueError(
+            f"class_weight needs one class label per sample; these labels have shape {_shape_of(y)}."
+        )
     with np.errstate(invalid="ignore"):  # NaN labels: no class, weight 1 (as Keras)
         labels = np.round(labels).astype("int32")
     return np.array([class_weight.get(int(c), 1.0) for c in labels], dtype="float32")
+
+
+def _shape_of(y: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.shape(_to_numpy(y)))
 
 
 def _with_class_weight(batch: Batch, class_weight: dict[Any, float] | None) -> Batch:
