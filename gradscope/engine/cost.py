@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 from keras.src import tree
-from keras.src.layers.layer import Layer
+
+from gradscope.engine.layer_calls import around_layer_calls
 
 # Fixed cost of one compiled step call (dispatch, reading the loss back).
 STEP_OVERHEAD_S = 0.3e-3
@@ -86,9 +87,7 @@ class StepCost:
 @contextmanager
 def measuring_cost(cost: StepCost) -> Iterator[None]:
     """During one eager call: add each leaf layer with kernels to `cost`."""
-    original = Layer.__call__
-
-    def counting_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+    def counting_call(original: Any, layer: Any, *args: Any, **kwargs: Any) -> Any:
         # Leaves only (a nested model's layers count themselves), but a
         # recurrent layer counts as one: its cell runs inside it.
         if args and (hasattr(layer, "cell") or not getattr(layer, "_layers", None)):
@@ -98,8 +97,5 @@ def measuring_cost(cost: StepCost) -> Iterator[None]:
                 pass
         return original(layer, *args, **kwargs)
 
-    Layer.__call__ = counting_call  # type: ignore[method-assign]
-    try:
+    with around_layer_calls(counting_call):
         yield
-    finally:
-        Layer.__call__ = original  # type: ignore[method-assign]

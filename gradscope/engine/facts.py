@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 from keras.src import tree
-from keras.src.layers.layer import Layer
 
 from gradscope.checks.facts import EmbeddingIds, ModelFacts, OutputFacts, summarize
+from gradscope.engine.layer_calls import around_layer_calls
 from gradscope.engine.layers import activation_kind, is_recurrent, own_variables, probe_layers
 from gradscope.engine.training import batch_norms
 
@@ -117,9 +117,7 @@ def embedding_ids_in_range(found: list[EmbeddingIds]) -> Iterator[None]:
     its lookup silently gives zeros. Recorded, it is a verdict of its own."""
     from keras.layers import Embedding
 
-    original = Layer.__call__
-
-    def checked_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+    def checked_call(original: Any, layer: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(layer, Embedding) and args:
             try:
                 ids = np.asarray(args[0])
@@ -138,11 +136,8 @@ def embedding_ids_in_range(found: list[EmbeddingIds]) -> Iterator[None]:
                         args = (np.clip(ids, 0, dim - 1).astype(ids.dtype), *args[1:])
         return original(layer, *args, **kwargs)
 
-    Layer.__call__ = checked_call  # type: ignore[method-assign]
-    try:
+    with around_layer_calls(checked_call):
         yield
-    finally:
-        Layer.__call__ = original  # type: ignore[method-assign]
 
 
 def _opaque(layer: Any) -> bool:
@@ -160,10 +155,9 @@ def _record_layer_outputs(calls: list[tuple[Any, Any]], first: list[Any]) -> Ite
     layers and wrappers / recurrent layers (not the layers they run inside:
     their outputs are not the model's); `first` gets (layer, input) of the
     first leaf layer with weights to run."""
-    original = Layer.__call__
     inside = [0]  # depth inside wrappers and recurrent layers
 
-    def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+    def recording_call(original: Any, layer: Any, *args: Any, **kwargs: Any) -> Any:
         leaf = not getattr(layer, "_layers", None)
         opaque = _opaque(layer)
         if leaf and not first and own_variables(layer) and args:
@@ -181,11 +175,8 @@ def _record_layer_outputs(calls: list[tuple[Any, Any]], first: list[Any]) -> Ite
                 calls.append((layer, t))
         return out
 
-    Layer.__call__ = recording_call  # type: ignore[method-assign]
-    try:
+    with around_layer_calls(recording_call):
         yield
-    finally:
-        Layer.__call__ = original  # type: ignore[method-assign]
 
 
 def _reported_layer(layer: Any) -> Any:

@@ -15,7 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 from keras.src import tree
-from keras.src.layers.layer import Layer
+
+from gradscope.engine.layer_calls import around_layer_calls
 
 # Flat-tail thresholds (docs/checks.md): a sigmoid output below 0.01 or above
 # 0.99 has a derivative under 4 % of its peak; tanh beyond +-0.98 likewise.
@@ -41,11 +42,10 @@ class ActivationTaps:
 
     @contextmanager
     def recording(self) -> Iterator[None]:
-        original = Layer.__call__
         taps = self
         taps.outputs = {}
 
-        def tapped_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        def tapped_call(original: Any, layer: Any, *args: Any, **kwargs: Any) -> Any:
             out = original(layer, *args, **kwargs)
             i = taps._index.get(id(layer))
             if i is not None and i not in taps.outputs:
@@ -54,11 +54,8 @@ class ActivationTaps:
                     taps.outputs[i] = first
             return out
 
-        Layer.__call__ = tapped_call  # type: ignore[method-assign]
-        try:
+        with around_layer_calls(tapped_call):
             yield
-        finally:
-            Layer.__call__ = original  # type: ignore[method-assign]
 
     def stats(self) -> tuple[list[int], tf.Tensor, tf.Tensor]:
         """Statistics of the tapped outputs, as few ops as possible (each op costs
