@@ -191,18 +191,13 @@ def entry() -> None:
     signal (a second Ctrl-C, TensorFlow's threads winding down) must not turn
     it into a death by signal: they are ignored for the last steps of exit.
     """
-    import signal
+    from gradscope import signals
 
     try:
         code = main()
     except KeyboardInterrupt as interrupt:
         code = interrupt_exit_code(interrupt)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            try:
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
-            except KeyboardInterrupt:  # one that landed just before it was ignored
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signals.ignore_at_exit()
     # CPython remembers, process-wide, any KeyboardInterrupt that came out of an
     # exec() or eval() of a string (dataclass and namedtuple creation run one),
     # even one caught afterwards, and then ends the process by SIGINT whatever
@@ -227,16 +222,16 @@ def main(argv: list[str] | None = None) -> int:
             return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
         if options is not None:
             if not options.headless:
-                from gradscope import live
+                from gradscope.commands import live
 
                 return live.run_live(options, args[1:])
-            from gradscope import run_command
+            from gradscope.commands import run
 
-            return run_command.run(options)
+            return run.run(options)
         if ns.command == "view":
-            from gradscope import view_command
+            from gradscope.commands import view
 
-            return view_command.view(ns.recording, text=ns.text)
+            return view.view(ns.recording, text=ns.text)
         parser.print_usage(sys.stderr)
         raise UsageError("give a command: `run SCRIPT.py` or `view RUN.jsonl` (see gradscope --help)")
     except (UsageError, GradscopeError) as error:

@@ -38,6 +38,14 @@ from gradscope.options import RunOptions
 from gradscope.session_verdicts import custom_step_verdict, probe_failed_verdict
 from gradscope.verdicts import Verdict
 
+# The experiments as the status line names them while they run.
+EXPERIMENT_WORDS = {
+    "overfit": "overfitting a tiny subset",
+    "sweep": "learning-rate sweep",
+    "heldout": "held-back subset",
+    "replay": "replaying your first steps",
+}
+
 if TYPE_CHECKING:
     from gradscope.checks.registry import Check
     from gradscope.engine.cost import StepCost
@@ -215,7 +223,7 @@ class Diagnosis:
         from gradscope.engine.to_facts import disconnected_variables, layer_rows
         from gradscope.engine.training import to_tensors
 
-        self.bus.emit(PhaseChanged("probe"))
+        self.bus.emit(PhaseChanged("probe", total=max(1, self.options.steps)))
         x0, y0, sw0 = inputs.batches[0]
         xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
         trainer, eval_set, eval_before = self._trainer(inputs, target, eager)
@@ -301,6 +309,7 @@ class Diagnosis:
                 budget_steps=inputs.budget_steps,
                 batch_size=inputs.batch_size,
                 scale=self.options.experiment_scale,
+                on_start=self._experiment_started,
             )
         except Exception as exc:  # noqa: BLE001 - the probe's own verdicts still stand
             lost(self.bus.emit, "the experiments (and the checks that read them)", exc)
@@ -317,6 +326,10 @@ class Diagnosis:
         self._note_experiments(experiments)
         self._note_cut_short(experiments)
         return experiments
+
+    def _experiment_started(self, name: str, index: int, total: int) -> None:
+        self.bus.emit(PhaseChanged("experiments", detail=EXPERIMENT_WORDS.get(name, name),
+                                   step=index, total=total))
 
     def _dynamic(self, facts: ModelFacts, metas: list[LayerMeta], series: list[Step],
                  disconnected: list[str], experiments: ExperimentFacts | None,
@@ -364,7 +377,7 @@ class Diagnosis:
             and static.forward_error is None
             and len(optimizers_of(model)) <= 1
         )
-        self.bus.emit(PhaseChanged("probe"))
+        self.bus.emit(PhaseChanged("probe", total=max(1, self.options.steps)))
         try:
             run = probe_own_step(
                 model, inputs.batches, max(1, self.options.steps),

@@ -16,8 +16,9 @@ from gradscope.verdicts import Verdict
 
 SCHEMA_VERSION = 1
 
-# Phases, in the order a run goes through them.
-PHASES = ("static", "probe", "experiments", "train", "done")
+# Phases, in the order a run goes through them: "script" from the moment the
+# script runs (Keras imported) until its first fit().
+PHASES = ("script", "static", "probe", "experiments", "train", "done")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,14 @@ class ModelDescribed:
 
 @dataclass(frozen=True)
 class PhaseChanged:
+    """What the run does now. `phase` is one of PHASES; `detail` says more in
+    words (the experiment running); `step`/`total` count within the phase
+    (probe step i of N, experiment i of N, epoch e of E) where known."""
+
     phase: str
+    detail: str = ""
+    step: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,10 @@ class OutputLine:
 class RunFinished:
     status: str  # "ok" | "probe-only" | "script-error" | "no-fit" | "interrupted" | ...
     exit_code: int
+    # status "script-error": the exception's last line ("ValueError: ...") and
+    # its traceback as python prints it (the record keeps what stderr showed).
+    error: str = ""
+    traceback: str = ""
 
 
 Event = (
@@ -194,14 +206,19 @@ class EventBus:
     so one bad output never stops the diagnosis or the user's training."""
 
     def __init__(self, sinks: list[Sink] | None = None) -> None:
+        from gradscope.report import Report  # report imports this module
+
         self.sinks: list[Sink] = list(sinks or [])
         self.history: list[Event] = []
+        # The run as folded so far: what the exit code and the session read.
+        self.report = Report()
 
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
 
     def emit(self, event: Event) -> None:
         self.history.append(event)
+        self.report.apply(event)
         for sink in list(self.sinks):
             try:
                 sink.handle(event)
@@ -250,6 +267,9 @@ def to_dict(event: Event) -> dict[str, Any]:
         body: dict[str, Any] = {"verdict": event.verdict.to_dict()}
     else:
         body = asdict(event)
+        if isinstance(event, RunFinished):
+            # Only a script that raised has these: other runs' records stay as they were.
+            body = {k: v for k, v in body.items() if k not in ("error", "traceback") or v}
     return {"v": SCHEMA_VERSION, "type": type(event).__name__, **_clean(body)}
 
 

@@ -55,7 +55,7 @@ class Session:
         if self.options.probe_only:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
-        self.bus.emit(PhaseChanged("train"))
+        self.bus.emit(PhaseChanged("train", total=_epochs(call)))
         if call.method == "fit":  # train_on_batch has no epochs to monitor
             args, kwargs = self._with_train_monitor(call, args, kwargs)
         return call.run_original(args, kwargs)
@@ -74,13 +74,14 @@ class Session:
             return args, kwargs
 
     def verdict_exit_code(self) -> int:
-        return 1 if any(v.severity == "error" for v in self.bus.verdicts()) else 0
+        return self.bus.report.verdict_exit_code()
 
-    def finish(self, status: str, exit_code: int) -> None:
+    def finish(self, status: str, exit_code: int, *, error: str = "", traceback: str = "") -> None:
         if self._finished:
             return
         self._finished = True
-        self.bus.emit(RunFinished(status=status, exit_code=exit_code))
+        self.bus.emit(RunFinished(status=status, exit_code=exit_code, error=error,
+                                  traceback=traceback))
         self.bus.close()
 
     def _diagnose(self, call: FitCall) -> tuple[tuple, dict]:
@@ -129,3 +130,21 @@ def _give_back_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def _epochs(call: FitCall) -> int | None:
+    """The fit's epochs (the status line's "epoch e/E"); None for train_on_batch."""
+    if call.method != "fit":
+        return None
+    import inspect
+
+    try:
+        bound = inspect.signature(call.original).bind(call.model, *call.args, **call.kwargs)
+    except TypeError:
+        return None
+    epochs = bound.arguments.get("epochs", 1)
+    initial = bound.arguments.get("initial_epoch", 0)
+    try:
+        return max(0, int(epochs) - int(initial or 0))
+    except (TypeError, ValueError):
+        return None

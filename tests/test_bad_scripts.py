@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gradscope.cli import main
-from gradscope.run_command import explaining_verdict
+from gradscope.commands.run import explaining_verdict
 from gradscope.verdicts import Verdict
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from gradscope import __version__, run_command
+from gradscope import __version__
 from gradscope.cli import main
+from gradscope.commands import run as run_command
 from gradscope.events import EventBus, RunFinished, RunStarted, VerdictIssued, to_json
 from gradscope.intercept import FitCall, ProbeFinished
 from gradscope.options import RunOptions
@@ -306,7 +307,7 @@ class ScriptedSession:
     def verdict_exit_code(self) -> int:
         return 1 if any(v.severity == "error" for v in self.bus.verdicts()) else 0
 
-    def finish(self, status: str, exit_code: int) -> None:
+    def finish(self, status: str, exit_code: int, **_: str) -> None:
         ScriptedSession.finished.append((status, exit_code))
         self.bus.emit(RunFinished(status=status, exit_code=exit_code))
         self.bus.close()
@@ -374,10 +375,14 @@ def test_view_lists_the_recorded_verdicts_most_likely_cause_first(tmp_path, caps
 
     assert capsys.readouterr().out.splitlines() == [
         "run of train.py (probe-only, exit 1)",
-        "error   labels-mismatch  loss: labels are one-hot but the loss expects integers",
-        "        fix: use:",
-        "                 loss='categorical_crossentropy'",
-        "warning loss-flat  model: the loss did not move",
+        "gradscope: 2 verdicts for the model",
+        "Most likely cause: [labels-mismatch] labels are one-hot but the loss expects",
+        "  integers",
+        "  ERROR   labels-mismatch (loss): labels are one-hot but the loss expects",
+        "          integers",
+        "          fix: use:",
+        "                   loss='categorical_crossentropy'",
+        "  WARNING loss-flat (model): the loss did not move",
     ]
 
 

@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo_corpus import Demo, demos, first_verdict_matches  # noqa: E402
 
+from gradscope.commands.run import run  # noqa: E402
 from gradscope.options import RunOptions  # noqa: E402
-from gradscope.run_command import run  # noqa: E402
 
 CORPUS = demos()
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo_corpus import Demo, demos  # noqa: E402
 
+from gradscope.commands.run import run  # noqa: E402
 from gradscope.options import RunOptions  # noqa: E402
-from gradscope.run_command import run  # noqa: E402
 
 # Demos whose verdicts come from the experiments (the ones a loaded machine
 # used to change), and healthy ones that must stay clean.

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from gradscope.commands.live import run_live
 from gradscope.events import Event, ModelDescribed, OutputLine, RunFinished, VerdictIssued
-from gradscope.live import run_live
 from gradscope.options import RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]

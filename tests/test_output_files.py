@@ -63,7 +63,7 @@ UNWRITABLE_PROBE = """\
 import contextlib, io, json, os, sys
 from gradscope.cli import main
 from gradscope.errors import UsageError
-from gradscope.live import run_live
+from gradscope.commands.live import run_live
 from gradscope.options import RunOptions
 
 script, cases = sys.argv[1], json.loads(sys.argv[2])

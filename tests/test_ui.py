@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from gradscope.commands.view import read_events
 from gradscope.events import (
     Event,
     Histogram,
@@ -46,7 +47,6 @@ from gradscope.ui.screens.overview import OverviewScreen
 from gradscope.ui.widgets.layer_table import LayerTable
 from gradscope.ui.widgets.verdicts import VerdictItem, VerdictPanel
 from gradscope.verdicts import Verdict
-from gradscope.view_command import read_events
 
 SMALL = (80, 24)
 
@@ -608,7 +608,8 @@ def test_gradscope_view_text_keeps_the_plain_listing(tmp_path, monkeypatch, caps
     assert main(["view", "--text", str(recording)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "run of train.py (probe-only, exit 1)"
-    assert lines[1].startswith("error   dead-relu  hidden:")
+    assert lines[1].startswith("gradscope: ")
+    assert any(line.startswith("  ERROR   dead-relu (hidden):") for line in lines)
 
 
 def test_gradscope_view_of_a_missing_file_stays_one_line_and_exit_2(tmp_path, capsys):
@@ -631,7 +632,7 @@ assert "textual" not in sys.modules, "gradscope.ui alone must not load Textual"
 from gradscope.cli import main
 from gradscope.ui.app import GradscopeApp
 from gradscope.ui import ReplaySource
-from gradscope.view_command import read_events
+from gradscope.commands.view import read_events
 
 async def drive():
     app = GradscopeApp(ReplaySource(read_events({str(recording)!r})))

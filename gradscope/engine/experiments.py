@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -331,10 +332,12 @@ def run_experiments(
     budget_steps: int | None = None,
     batch_size: int = 32,
     scale: float = 1.0,
+    on_start: Callable[[str, int, int], None] | None = None,
 ) -> ExperimentFacts:
     """Run each experiment for its planned steps (`planned_steps`); the probe
     steps have already moved the target, so every experiment starts with
-    `trainer.reset()`. `budget_seconds` is a safety cap only: an experiment it
+    `trainer.reset()`. `on_start(name, i, n)` is told as experiment i of n
+    starts (the UI's status line). `budget_seconds` is a safety cap only: an experiment it
     cuts is dropped whole (a half-run experiment would make the verdicts depend
     on the machine's speed) and named, with those after it, in `cut_short`."""
     clock = _Clock(budget_seconds)
@@ -371,10 +374,12 @@ def run_experiments(
     if budget_steps and replay_affordable(cost, trainer.eager, budget_steps, replay_bs):
         experiments.append(("replay", None))
     cut: list[str] = []
-    for name, _ in experiments:
+    for index, (name, _) in enumerate(experiments, start=1):
         if cut:
             cut.append(name)
             continue
+        if on_start is not None:
+            on_start(name, index, len(experiments))
         try:
             if name == "overfit":
                 facts.update(_overfit(trainer, sx, sy, ssw, rng, n, plan["overfit"], clock,

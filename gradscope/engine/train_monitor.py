@@ -59,14 +59,26 @@ class TrainMonitor(keras.callbacks.Callback):
                         trainable=meta.trainable, weight_norm=weight, update_ratio=update,
                     )
                 )
-            loss = (logs or {}).get("loss")
-            self._emit(StepStats("train", epoch + 1, float(loss) if loss is not None else None))
+            logs = logs or {}
+            loss = logs.get("loss")
+            # The epoch's other figures (val_loss, accuracy...): the loss chart
+            # draws val_loss as its own series.
+            extra = {key: _number(value) for key, value in logs.items() if key != "loss"}
+            self._emit(StepStats("train", epoch + 1, float(loss) if loss is not None else None,
+                                 extra=extra))
             self._emit(LayerStats("train", epoch + 1, tuple(rows)))
         except Exception as exc:  # noqa: BLE001 - monitoring must never break the user's training
             if not self._failed:  # said once, not every epoch
                 self._failed = True
                 lost(self._emit, f"the per-layer figures of your training from epoch {epoch + 1}",
                      exc)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # a metric that is not one number
+        return None
 
 
 def with_callback(fit: Any, model: Any, args: tuple, kwargs: dict, callback: Any) -> tuple[tuple, dict]:

@@ -12,7 +12,7 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from gradscope.ui.state import SORT_LABELS, SORTS, RunState, export_csv
+from gradscope.ui.state import SORT_LABELS, SORTS, RunState, export_csv, ordered_layers
 from gradscope.ui.widgets.layer_table import LayerTable
 from gradscope.ui.widgets.loss_chart import LossChart
 from gradscope.ui.widgets.run_info import RunHeader, StatusLine
@@ -90,7 +90,7 @@ class OverviewScreen(Screen[None]):
         table = (state.layer_revision, state.verdict_revision, self.sort, self.needle)
         if self._seen.get("table") != table:
             self._seen["table"] = table
-            rows = state.ordered_layers(self.sort, self.needle)
+            rows = ordered_layers(state, self.sort, self.needle)
             self.table.set_rows(rows, state.layer_flags(), self.sort)
             title = f"Layers ({len(rows)}"
             if self.needle:

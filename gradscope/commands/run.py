@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gradscope import __version__, runner
+from gradscope import __version__, runner, signals
 from gradscope.errors import GradscopeError, Signalled, interrupt_exit_code
-from gradscope.events import EventBus, LayerStats, RunStarted
+from gradscope.events import EventBus, LayerStats, PhaseChanged, RunStarted
 from gradscope.intercept import (  # light: Keras is imported on entry
     FitCall,
     ProbeFinished,
@@ -34,7 +33,7 @@ def run(options: RunOptions) -> int:
     from gradscope.sinks import build_sinks
 
     # SIGTERM/SIGHUP unwind like Ctrl-C from the moment an output file is open.
-    interrupts = _Interrupts()
+    interrupts = signals.Interrupts()
     with interrupts.installed():
         bus = EventBus(build_sinks(options))
         bus.sinks.insert(0, interrupts)  # every event is a checkpoint, before any output
@@ -55,12 +54,17 @@ def run(options: RunOptions) -> int:
         watch = _FitWatch(session, interrupts)
         # Only a bug of ours leaves these as they are.
         status, code = "gradscope-error", 1
+        error_line = error_text = ""
         try:
             with intercept_fit(watch.on_fit), _threads_end_quietly_after_the_probe():
                 if options.seed is not None:
                     _seed_script(options.seed)
+                bus.emit(PhaseChanged("script"))
                 outcome = runner.run_script(script, options.script_args)
             status, code = _conclude(outcome, session, options.script, watch.error)
+            if outcome.kind == "raised" and outcome.error is not None:
+                error_line = last_line(outcome.error)
+                error_text = outcome.format_traceback()
         except GradscopeError as error:
             status, code = "gradscope-error", error.exit_code
             raise
@@ -69,9 +73,17 @@ def run(options: RunOptions) -> int:
             _say("interrupted")
         finally:
             # A second signal must not tear the outputs: it waits until they are closed.
-            with _signals_deferred():
-                session.finish(status, code)
+            with signals.deferred():
+                session.finish(status, code, error=error_line, traceback=error_text)
     return code
+
+
+def last_line(error: BaseException) -> str:
+    """The exception's last line as python prints it ("ValueError: bad shape")."""
+    import traceback
+
+    lines = traceback.format_exception_only(type(error), error)
+    return lines[-1].strip() if lines else type(error).__name__
 
 
 def _seed_script(seed: int) -> None:
@@ -90,7 +102,7 @@ class _FitWatch:
     exception coming out of it is the user's fit failing), and makes sure no
     interrupt is lost while gradscope holds that fit."""
 
-    def __init__(self, session: Session, interrupts: _Interrupts) -> None:
+    def __init__(self, session: Session, interrupts: signals.Interrupts) -> None:
         self.session = session
         self.interrupts = interrupts
         self.error: BaseException | None = None
@@ -122,102 +134,6 @@ def _threads_end_quietly_after_the_probe() -> Iterator[None]:
     finally:
         if threading.excepthook is hook:  # the script may have set its own
             threading.excepthook = previous
-
-
-_STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-def _interrupt(signum: int) -> KeyboardInterrupt:
-    return KeyboardInterrupt() if signum == signal.SIGINT else Signalled(signum)
-
-
-class _Interrupts:
-    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (`Signalled` for the
-    latter two), so the script's `finally` blocks run and every output is closed.
-
-    While gradscope holds the first fit (the diagnosis, then the user's training
-    it runs), an interrupt cannot be lost on its way: TensorFlow turns a
-    KeyboardInterrupt raised inside its Python callbacks into an error of its
-    own, which the probe would take for a failure and go on. So the signal is
-    remembered, and raised again at the next event (this object sits first on
-    the event bus: before any output records that event), or when the fit ends
-    in any other way. Outside that fit the script gets its KeyboardInterrupt
-    exactly as under python, and may handle it.
-    """
-
-    def __init__(self) -> None:
-        self.pending: int | None = None
-        self._holding = False
-
-    def _raise(self, signum: int, _frame: object) -> None:
-        if self._holding:
-            self.pending = signum
-        raise _interrupt(signum)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        with _handlers(self._raise, _STOPPING_SIGNALS):
-            yield
-
-    @contextmanager
-    def holding_fit(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread() or self._holding:
-            yield  # signals reach the main thread only: nothing to hold here
-            return
-        self._holding, self.pending = True, None
-        try:
-            yield
-        except KeyboardInterrupt:
-            raise
-        except BaseException as error:  # an error, or ProbeFinished, after a lost interrupt
-            if self.pending is not None:
-                raise _interrupt(self.pending) from error
-            raise
-        else:
-            if self.pending is not None:  # swallowed altogether
-                raise _interrupt(self.pending)
-        finally:
-            self._holding, self.pending = False, None
-
-    def handle(self, event: object) -> None:
-        if self._holding and self.pending is not None:
-            raise _interrupt(self.pending)
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then act on the first."""
-    pending: list[int] = []
-
-    def remember(signum: int, _frame: object) -> None:
-        pending.append(signum)
-
-    with _handlers(remember, _STOPPING_SIGNALS):
-        yield
-    if pending:
-        raise _interrupt(pending[0])
-
-
-@contextmanager
-def _handlers(handler: Callable[[int, Any], None], names: tuple[str, ...]) -> Iterator[None]:
-    """Install `handler` for the named signals that exist here, and put back what was there."""
-    saved = {}
-    try:
-        for name in names:
-            if not hasattr(signal, name):
-                continue
-            signum = getattr(signal, name)
-            try:
-                saved[signum] = signal.signal(signum, handler)
-            except ValueError:  # not the main thread: leave signals alone
-                break
-        yield
-    finally:
-        for signum, previous in saved.items():
-            signal.signal(signum, previous)
 
 
 def _conclude(

@@ -11,10 +11,9 @@ import json
 import sys
 
 from gradscope.errors import GradscopeError, UsageError
-from gradscope.events import Event, RunFinished, RunStarted, VerdictIssued, from_json
-from gradscope.verdicts import rank
-
-_FIX = "        fix: "
+from gradscope.events import Event, from_json
+from gradscope.report import Report
+from gradscope.verdict_text import verdicts_block
 
 
 def view(path: str, text: bool = False) -> int:
@@ -31,24 +30,18 @@ def view(path: str, text: bool = False) -> int:
 
 
 def print_verdicts(events: list[Event], path: str) -> int:
-    """The plain listing: title, then each verdict (most likely cause first) and its fix."""
-    started = next((e for e in events if isinstance(e, RunStarted)), None)
-    finished = next((e for e in reversed(events) if isinstance(e, RunFinished)), None)
-    verdicts = rank(e.verdict for e in events if isinstance(e, VerdictIssued))
-
+    """The plain listing: how the run ended, then the verdicts as the headless
+    summary gives them (most likely cause first, each with its fix)."""
+    report = Report.from_events(events)
+    started, finished = report.started, report.finished
     title = f"run of {started.script}" if started else f"run recorded in {path}"
     if finished:
         title += f" ({finished.status}, exit {finished.exit_code})"
-    out = sys.stdout
-    print(title, file=out)
-    if not verdicts:
-        print("no verdicts", file=out)
-    for verdict in verdicts:
-        print(f"{verdict.severity:<7} {verdict.check}  {verdict.subject}: {verdict.message}", file=out)
-        if verdict.fix:
-            # A fix may hold code on several lines: keep it under the "fix:" column.
-            fix = verdict.fix.replace("\n", "\n" + " " * len(_FIX))
-            print(f"{_FIX}{fix}", file=out)
+    print(title)
+    if report.model is None and not report.verdicts:
+        print("no verdicts: fit() was never diagnosed")
+    else:
+        print(verdicts_block(report))
     return 0
 
 

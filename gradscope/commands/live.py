@@ -11,19 +11,17 @@ TensorFlow nor Keras.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import IO, Any
 
-from gradscope import runner
-from gradscope.errors import Signalled
+from gradscope import runner, signals
 from gradscope.events import Event, OutputLine, RunFinished, from_json
 from gradscope.options import RunOptions
 
@@ -81,15 +79,15 @@ class LiveRun:
                     self.stderr_tail.append(text)
                 self._put(OutputLine(name, text))
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """Ask a still-running child to stop (SIGTERM: its outputs are flushed) and wait."""
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Ask a still-running child to stop (`signum`: its outputs are flushed) and wait."""
         if self.finished is not None:
             try:  # it said it is done: let it exit by itself
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -109,23 +107,33 @@ def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) 
     runner.prepare(options.script)
     from gradscope.sinks import output_files
 
-    output_files(options)
+    files = output_files(options)
     from gradscope.ui.sources import QueueSource
 
     source = QueueSource()
-    live = LiveRun(run_args, source.put)
+    # The record is written here, not by the child: it then holds what the run
+    # printed too (`l` in `gradscope view`), in the order the UI saw it.
+    record = _Recorder(options.record, source.put)
+    live = LiveRun(child_args(run_args), record.put)
     if app_factory is None:
         from gradscope.ui.app import GradscopeApp
 
         app_factory = GradscopeApp
     signalled: list[int] = []
+    app = None
     try:
-        app = app_factory(source)
-        with _signals_close(app, signalled):
-            app.run()
+        try:
+            app = app_factory(source)
+            with signals.closing_ui(app, signalled):
+                app.run()
+        finally:
+            quit_early = live.process.poll() is None and live.finished is None
+            # The child is stopped with the signal that stopped us, or as by
+            # Ctrl-C when the user quit: its record then says the exit code we give.
+            code = live.stop(signalled[0] if signalled else signal.SIGINT)
     finally:
-        quit_early = live.process.poll() is None and live.finished is None
-        code = live.stop()  # the child is asked to stop (SIGTERM) and waited for
+        record.close()
+    _leave_on_terminal(app, files)
     if signalled:
         signum = signalled[0]
         said = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
@@ -138,43 +146,81 @@ def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) 
     if code not in (0, 1):
         # A usage error, the script's traceback, an interruption: the UI's alternate
         # screen is gone, so repeat the end of the child's stderr on the terminal.
-        relevant = [line for line in live.stderr_tail if not _tf_noise(line)]
+        relevant = [line for line in live.stderr_tail if not tf_noise(line)]
         if relevant:
             print("\n".join(relevant[-30:]), file=sys.stderr)
     return code
 
 
-def _tf_noise(line: str) -> bool:
+def _leave_on_terminal(app: Any, files: dict[str, str]) -> None:
+    """Once the UI's alternate screen is gone, the diagnosis stays on the terminal
+    (as a crash leaves its traceback): the cause, its fix, the files written."""
+    from gradscope.report import Report
+    from gradscope.verdict_text import exit_text
+
+    report = getattr(app, "state", None)
+    if not isinstance(report, Report):
+        return
+    if report.model is None and not report.verdicts and not files:
+        return  # nothing diagnosed: the child's own lines say why
+    width = shutil.get_terminal_size((80, 24)).columns
+    text = exit_text(report, files, width=max(40, min(width, 100)))
+    if text:
+        sys.stdout.flush()
+        print(text, flush=True)
+
+
+class _Recorder:
+    """`--record` in live mode: every event the UI gets (the child's and its
+    output lines) is written, in one order, from whichever reader thread."""
+
+    def __init__(self, path: str | None, forward: Callable[[Event], None]) -> None:
+        from gradscope.sinks.record import RecordSink
+
+        self._forward = forward
+        self._lock = threading.Lock()
+        self._sink = RecordSink(path) if path is not None else None
+
+    def put(self, event: Event) -> None:
+        with self._lock:
+            if self._sink is not None:
+                try:
+                    self._sink.handle(event)
+                except OSError as error:  # a full disk ends the record, not the run
+                    print(f"gradscope: stopped writing the record: {error}", file=sys.stderr)
+                    self._sink = None
+            self._forward(event)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+
+
+def child_args(run_args: list[str]) -> list[str]:
+    """`run`'s arguments for the child, without `--record` (the parent writes it)."""
+    from gradscope.cli import build_parsers, split_at_script
+
+    _, run_parser = build_parsers()
+    ours, script_part = split_at_script(run_args, run_parser)
+    kept: list[str] = []
+    skip = False
+    for arg in ours:
+        if skip:
+            skip = False
+            continue
+        if arg == "--record":
+            skip = True
+            continue
+        if arg.startswith("--record="):
+            continue
+        kept.append(arg)
+    return [*kept, "--", *script_part] if script_part else kept
+
+
+def tf_noise(line: str) -> bool:
     """TensorFlow's start-up log lines (I0000/W0000 ..., absl notices)."""
     return line[:5] in ("I0000", "W0000", "E0000") or line.startswith(
         ("WARNING: All log messages", "To enable the following instructions")
     )
-
-
-@contextmanager
-def _signals_close(app: Any, signalled: list[int]) -> Iterator[None]:
-    """SIGTERM, SIGHUP (the terminal went away) and SIGINT close the UI the normal
-    way, so the terminal is restored; the caller then stops the child."""
-
-    def close_ui(signum: int, _frame: object) -> None:
-        signalled.append(signum)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # the UI is not running (yet): unwind instead
-            raise Signalled(signum) from None
-        loop.call_soon_threadsafe(app.exit)
-
-    names = ("SIGTERM", "SIGHUP", "SIGINT")
-    saved = {}
-    try:
-        for signum in (getattr(signal, name) for name in names if hasattr(signal, name)):
-            try:
-                saved[signum] = signal.signal(signum, close_ui)
-            except ValueError:  # not the main thread: leave signals alone
-                break
-        yield
-    except Signalled:
-        pass  # recorded in `signalled`
-    finally:
-        for signum, previous in saved.items():
-            signal.signal(signum, previous)
