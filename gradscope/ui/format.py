@@ -59,25 +59,39 @@ def _log_scale(values: Sequence[float | None]) -> bool:
     return bool(positive) and len(positive) == len(finite) and max(positive) / min(positive) > 100
 
 
-def spark(values: Sequence[float | None], width: int, height: int = 1) -> list[str]:
+def spark(values: Sequence[float | None], width: int, height: int = 1, *,
+          bounds: tuple[float, float] | None = None, log: bool | None = None) -> list[str]:
     """A sparkline, one column per value (the newest `width`), right-aligned;
     `height` lines, top first.
 
+    By default it is scaled between its own min and max (log when they span
+    decades). `bounds` (low, high, in the values' units) and `log` give a shared
+    scale instead, so rows drawn with the same ones compare with each other.
     A gap (None) is a blank column, NaN/inf a '!' on the bottom line.
     """
     if width <= 0:
         return [""] * height
     values = list(values)[-width:]
-    log = _log_scale(values)
+    if log is None:
+        log = _log_scale(values) if bounds is None else False
 
     def scaled(value: float | None) -> float | None:
         if value is None or not math.isfinite(value):
             return value
-        return math.log10(value) if log else value
+        if log:  # zero or below has no place on a log scale: the bottom
+            return math.log10(value) if value > 0 else -300.0
+        return value
 
     points = [scaled(v) for v in values]
     finite = [p for p in points if p is not None and math.isfinite(p)]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    if bounds is not None:
+        low, high = (scaled(max(bounds[0], 1e-300)) if log else bounds[0],
+                     scaled(max(bounds[1], 1e-300)) if log else bounds[1])
+        low, high = float(low or 0.0), float(high or 0.0)
+        points = [p if p is None or not math.isfinite(p) else min(max(p, low), high)
+                  for p in points]
+    else:
+        low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
     extent = high - low
     if extent <= FLAT * max(abs(low), abs(high)):
         extent = 0.0  # float noise (a weight norm read twice) is not a trend

@@ -13,8 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from gradscope.ui.state import SORT_LABELS, SORTS, RunState, export_csv, ordered_layers
+from gradscope.ui.widgets.charts import ChartsRow
 from gradscope.ui.widgets.layer_table import LayerTable
-from gradscope.ui.widgets.loss_chart import LossChart
 from gradscope.ui.widgets.run_info import RunHeader, StatusLine
 from gradscope.ui.widgets.verdicts import VerdictPanel
 
@@ -58,7 +58,7 @@ class OverviewScreen(Screen[None]):
         yield VerdictPanel(id="verdicts", classes="-folded")
         yield Input(placeholder="filter layers by name (Enter keeps it, Esc clears)", id="filter")
         yield LayerTable(id="layers")
-        yield LossChart(id="loss")
+        yield ChartsRow(id="charts")
         yield StatusLine()
         yield Footer(compact=True)
 
@@ -96,10 +96,7 @@ class OverviewScreen(Screen[None]):
             if self.needle:
                 title += f" of {len(state.layers)} matching '{escape(self.needle)}'"
             self.table.border_title = f"{title}) · sort: {SORT_LABELS[self.sort]}"
-        loss = (len(state.losses), state.losses[-1] if state.losses else None)
-        if self._seen.get("loss") != loss:
-            self._seen["loss"] = loss
-            self.query_one(LossChart).update_from(list(state.losses))
+        self.query_one(ChartsRow).update_from(state, state.layer_flags())
 
     # --- actions ---------------------------------------------------------------
 
