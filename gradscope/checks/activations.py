@@ -9,6 +9,7 @@ import numpy as np
 
 from gradscope.checks.measures import (
     median_over_steps,
+    over_probe_steps,
     probe_of,
     zero_weight_layers,
 )
@@ -80,6 +81,7 @@ def saturated_activation(facts: Facts) -> list[Finding]:
                 "Scale the inputs to unit range, use Glorot initialisation, or switch hidden "
                 "layers to ReLU: Dense(n, activation='relu')",
                 saturated_fraction=share,
+                figures=over_probe_steps(p.saturated.shape[0]),
             )
         )
     return found

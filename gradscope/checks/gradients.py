@@ -14,6 +14,7 @@ from gradscope.checks.measures import (
     median_over_steps,
     nan_median,
     nonfinite_in_experiments,
+    over_probe_steps,
     probe_of,
     zero_weight_layers,
 )
@@ -289,5 +290,7 @@ def vanishing_gradient(facts: Facts) -> list[Finding]:
             ratio=ratio,
             first_layer=p.layers[first],
             last_layer=p.layers[last],
+            # The table shows one step's figures: this says why they differ.
+            figures=over_probe_steps(p.losses.size),
         )
     ]

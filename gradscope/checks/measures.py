@@ -49,6 +49,12 @@ def median_over_steps(grid: np.ndarray) -> np.ndarray:
         return np.nanmedian(grid, axis=0) if grid.size else np.zeros(0)
 
 
+def over_probe_steps(steps: int) -> str:
+    """Where a verdict's per-layer figures come from, in words (its evidence
+    says so: the UI's table shows one step's figures, not the median)."""
+    return "median over probe step 1" if steps <= 1 else f"median over probe steps 1-{steps}"
+
+
 def nan_median(values: np.ndarray) -> float:
     """The median of `values` ignoring NaN (NaN when all are; without the
     all-NaN warning, which a loss that went NaN would otherwise print)."""
