@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 BARS = "▁▂▃▄▅▆▇█"
 MISSING = "–"  # the metric does not apply to this layer
 FLAT = 1e-4  # a sparkline whose spread is below this share of its values is flat
+# number(): scientific outside [1e-3, 1e4), plain inside.
+SCIENTIFIC_BELOW, SCIENTIFIC_FROM = 1e-3, 1e4
 
 
 def number(value: float | None, digits: int = 3) -> str:
+    """One number, one style everywhere: `digits` significant digits (3 by default),
+    trailing zeros dropped; scientific for |x| < 1e-3 or |x| >= 1e4 (`6.27e-07`,
+    `1.5e+08`), plain otherwise (`0.0123`, `1.21`, `123`, `1234`: a number under
+    1e4 keeps its integer digits). 0 is `0`; NaN and infinities are `nan`, `inf`,
+    `-inf`; None (does not apply) is MISSING."""
     if value is None:
         return MISSING
     if math.isnan(value):
@@ -19,7 +26,33 @@ def number(value: float | None, digits: int = 3) -> str:
         return "inf" if value > 0 else "-inf"
     if value == 0:
         return "0"
-    return format(value, f".{digits}g")
+    digits = max(1, digits)
+    # The style follows the value as rounded: 0.00099996 shows as 0.001, 9999.7 as 1e+04.
+    size = abs(float(format(value, f".{digits - 1}e")))
+    if size < SCIENTIFIC_BELOW or size >= SCIENTIFIC_FROM:
+        mantissa, exponent = format(value, f".{digits - 1}e").split("e")
+        return f"{_trim(mantissa)}e{exponent}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(size)))
+    return _trim(format(value, f".{decimals}f"))
+
+
+def _trim(text: str) -> str:
+    """Trailing zeros of a decimal part dropped (`1.50` -> `1.5`, `2.00` -> `2`)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def with_unit(value: float | None, unit: str, digits: int = 3) -> str:
+    """A number and its unit (`0.25 s`, `123 steps/s`); MISSING alone when None."""
+    text = number(value, digits)
+    return text if value is None else f"{text} {unit}"
+
+
+def seconds(value: float | None) -> str:
+    return with_unit(value, "s")
+
+
+def per_second(value: float | None, what: str = "steps") -> str:
+    return with_unit(value, f"{what}/s")
 
 
 def log10(value: float | None) -> str:
@@ -36,10 +69,16 @@ def log10(value: float | None) -> str:
 
 
 def percent(fraction: float | None) -> str:
+    """A share as a whole percentage; `<1%` and `>99%` rather than rounding a share
+    that is not 0 or 1 to `0%` or `100%` (100 % dead is an error, 99.6 % is not)."""
     if fraction is None:
         return MISSING
     if math.isnan(fraction):
         return "nan"
+    if 0 < fraction < 0.005:
+        return "<1%"
+    if 0.995 <= fraction < 1:
+        return ">99%"
     return f"{fraction * 100:.0f}%"
 
 
@@ -57,6 +96,41 @@ def _log_scale(values: Sequence[float | None]) -> bool:
     positive = [v for v in finite if v > 0]
     # Norms and losses that span orders of magnitude only show their shape on a log scale.
     return bool(positive) and len(positive) == len(finite) and max(positive) / min(positive) > 100
+
+
+def log_scale(values: Iterable[float | None]) -> bool:
+    """Whether values are best drawn on a log scale: all finite ones positive and
+    spanning more than two decades."""
+    return _log_scale(list(values))
+
+
+def shared_bounds(values: Iterable[float | None], *, log: bool = False) -> tuple[float, float] | None:
+    """One scale for a metric across layers: the (low, high) of its finite values
+    (with `log`, of its positive ones: 0 and below sit at the bottom of a log
+    scale). Give it every layer's values of one metric, e.g.
+    `shared_bounds(chain.from_iterable(t.series("grad_norm") for t in tracks), log=True)`,
+    and pass the result to `spark(..., bounds=..., log=...)` for each layer so that
+    their lines compare with each other. None when no value counts (then `spark`
+    scales each line on its own)."""
+    low = high = None
+    for value in values:
+        if value is None or not math.isfinite(value) or (log and value <= 0):
+            continue
+        if low is None or value < low:
+            low = value
+        if high is None or value > high:
+            high = value
+    if low is None or high is None:
+        return None
+    return (low, high)
+
+
+def decades(low: float, high: float) -> tuple[int, int]:
+    """The powers of ten around [low, high] (both > 0): (floor(log10 low), ceil(log10 high)),
+    at least one decade apart."""
+    bottom = math.floor(math.log10(low))
+    top = math.ceil(math.log10(high))
+    return (bottom, max(top, bottom + 1))
 
 
 def spark(values: Sequence[float | None], width: int, height: int = 1, *,
