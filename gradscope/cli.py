@@ -18,6 +18,7 @@ Tells a Keras user, in seconds and in plain words, why their model is not learni
 
   gradscope run [options] SCRIPT.py [script args...]
   gradscope view [--text] RUN.jsonl
+  gradscope diff [--text] BEFORE.jsonl AFTER.jsonl
 """
 
 RUN_DESCRIPTION = """\
@@ -41,6 +42,18 @@ VIEW_DESCRIPTION = """\
 Reopen a run recorded with `gradscope run --record RUN.jsonl`, without re-running it:
 in the interactive UI in a terminal, as plain text with --text or when stdout
 is not a terminal.
+"""
+
+DIFF_DESCRIPTION = """\
+Compare two runs recorded with `gradscope run --record` (say, before and after a
+fix): the verdicts that went away, the new ones and those that stayed, each
+layer's gradient norm and update ratio side by side, and both loss curves. In
+the interactive UI in a terminal, as plain text with --text or when stdout is
+not a terminal.
+"""
+
+DIFF_EPILOG = """\
+exit codes: 0 compared, 2 a file missing, not a recording, or holding no diagnosis.
 """
 
 
@@ -131,6 +144,19 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     view.add_argument("--text", action="store_true",
                       help="list the verdicts as plain text instead of opening the UI")
     view.add_argument("recording", metavar="RUN.jsonl", help="a file written by --record")
+
+    diff = commands.add_parser(
+        "diff",
+        help="compare two recorded runs (before and after a fix)",
+        description=DIFF_DESCRIPTION,
+        epilog=DIFF_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    diff.add_argument("--text", action="store_true",
+                      help="print the comparison as plain text instead of opening the UI")
+    diff.add_argument("before", metavar="BEFORE.jsonl", help="the earlier run's --record file")
+    diff.add_argument("after", metavar="AFTER.jsonl", help="the later run's --record file")
     return parser, run
 
 
@@ -232,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             from gradscope.commands import view
 
             return view.view(ns.recording, text=ns.text)
+        if ns.command == "diff":
+            from gradscope.commands import diff
+
+            return diff.diff(ns.before, ns.after, text=ns.text)
         parser.print_usage(sys.stderr)
         raise UsageError("give a command: `run SCRIPT.py` or `view RUN.jsonl` (see gradscope --help)")
     except (UsageError, GradscopeError) as error:
