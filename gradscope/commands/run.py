@@ -56,6 +56,9 @@ def run(options: RunOptions) -> int:
         status, code = "gradscope-error", 1
         error_line = error_text = ""
         try:
+            from gradscope.tf_startup import import_keras_quietly
+
+            import_keras_quietly(bus.emit)
             with intercept_fit(watch.on_fit), _threads_end_quietly_after_the_probe():
                 if options.seed is not None:
                     _seed_script(options.seed)
