@@ -61,3 +61,46 @@ def test_a_missing_script_is_one_line_and_exit_2_before_any_ui() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "missing.py" in proc.stderr
+
+
+class QuitAtTheFirstVerdict:
+    """Stands where the Textual app would: folds the events into a Report (as the
+    app does) and returns, as `q` does, once the first verdict has arrived."""
+
+    def __init__(self, source: object) -> None:
+        from gradscope.report import Report
+
+        self.source = source
+        self.state = Report()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            self.state.apply_all(self.source.drain())  # type: ignore[attr-defined]
+            if self.state.verdicts:
+                return
+            time.sleep(0.05)
+
+
+def test_quitting_early_records_the_exit_code_gradscope_gives_and_leaves_the_cause(
+    tmp_path: Path, capsys
+) -> None:
+    import json
+
+    # Given the demo run live with a record, its training going on after the probe
+    os.chdir(tmp_path)
+    options = RunOptions(script=str(DEMO), headless=False, record="run.jsonl")
+    code = run_live(options, ["--record", "run.jsonl", str(DEMO)],
+                    app_factory=QuitAtTheFirstVerdict)
+    # When the user quits at the first verdict, gradscope exits 130 (interrupted)
+    assert code == 130
+    # and the record, written by this process, ends with that same exit code
+    events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert (events[-1]["type"], events[-1]["exit_code"]) == ("RunFinished", 130)
+    # and holds what the run printed (TensorFlow's start-up lines at least)
+    assert any(e["type"] == "OutputLine" for e in events)
+    # and the terminal keeps the cause, its fix and the record's path
+    out = capsys.readouterr().out
+    assert "single-unit-softmax" in out
+    assert "fix:" in out
+    assert "gradscope view run.jsonl" in out
