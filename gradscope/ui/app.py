@@ -38,6 +38,8 @@ class GradscopeApp(App[None]):
     def __init__(self, source: EventSource, *, refresh_interval: float = REFRESH_INTERVAL) -> None:
         super().__init__()
         self.source = source
+        # A recording (gradscope view) has nothing more to come: no pause to offer.
+        self.live = bool(getattr(source, "live", True))
         self.refresh_interval = refresh_interval
         self.state = RunState()
         self.paused = False
@@ -70,6 +72,12 @@ class GradscopeApp(App[None]):
         if refresh_view is not None:
             refresh_view()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Pausing a recording means nothing: the key is neither offered nor bound.
+        if action == "toggle_pause":
+            return self.live
+        return True
+
     def held_count(self) -> int:
         return self._held.pending()
 
@@ -85,7 +93,7 @@ class GradscopeApp(App[None]):
 
     def action_log(self) -> None:
         if not isinstance(self.screen, LogScreen):
-            self.push_screen(LogScreen(self.state))
+            self.push_screen(LogScreen(self.state, live=self.live))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -20,13 +20,17 @@ STALE_TYPES = (LayerStats, StepStats)
 
 class EventSource(Protocol):
     """What GradscopeApp reads from: `drain()` returns at once with what arrived
-    since the last call (possibly nothing), oldest first."""
+    since the last call (possibly nothing), oldest first. A source may say
+    whether it is `live` (a run going on: the view can pause) or a recording;
+    one that does not say counts as live."""
 
     def drain(self) -> list[Event]: ...
 
 
 class ReplaySource:
     """A recorded run: the whole recording on the first drain, then nothing."""
+
+    live = False  # nothing more will come: no pause, no "running"
 
     def __init__(self, events: Iterable[Event]) -> None:
         self._events: list[Event] = list(events)
@@ -51,6 +55,8 @@ class QueueSource:
     are always kept (latest wins). Verdicts, notes, phase changes and
     RunFinished are never dropped. `dropped` counts the events skipped.
     """
+
+    live = True
 
     def __init__(self, max_rows: int = 20_000) -> None:
         if max_rows < 1:

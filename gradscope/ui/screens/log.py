@@ -1,5 +1,10 @@
-"""`l`: what the run printed (Keras progress, TensorFlow logs, the script's own
-prints and, if it crashed, its traceback), captured so it never draws over the UI."""
+"""`l`: what the run printed (Keras progress, the script's own prints and, if it
+crashed, its traceback), captured so it never draws over the UI.
+
+TensorFlow's start-up lines are folded into one muted line (`t` shows them);
+the record keeps them. A recording made headless holds no output: the
+screen says so, and shows the script's traceback when it raised.
+"""
 
 from __future__ import annotations
 
@@ -10,39 +15,96 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
+from gradscope.output_noise import tf_noise
+from gradscope.report import plural
 from gradscope.ui.state import RunState
+
+NO_OUTPUT = "this recording holds no output of the run"
 
 
 class LogScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "app.pop_screen", "Back", show=False),
+        Binding("t", "toggle_noise", "TF start-up lines"),
     ]
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, *, live: bool = True) -> None:
         super().__init__()
         self.state = state
+        self.live = live
+        self.show_noise = False
+        self.hidden = 0  # TensorFlow start-up lines not shown
         self._shown = 0  # output_total when last drawn
+        self._traceback_shown = False
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="log-title")
+        yield Static("", id="log-title", markup=False)
+        yield Static("", id="log-hidden", markup=False)
         yield RichLog(id="log", markup=False, highlight=False, wrap=False, max_lines=5000)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_view()
+        self.query_one(RichLog).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_noise":
+            return self.hidden > 0 or self.show_noise
+        return True
+
+    def action_toggle_noise(self) -> None:
+        self.show_noise = not self.show_noise
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.query_one(RichLog).clear()
+        self._shown = 0
+        self.hidden = 0
+        self._traceback_shown = False
+        self.refresh_view()
 
     def refresh_view(self) -> None:
         log = self.query_one(RichLog)
-        new = self.state.output_total - self._shown
-        lines = list(self.state.output)[-new:] if new > 0 else []
+        state = self.state
+        new = state.output_total - self._shown
+        lines = list(state.output)[-new:] if new > 0 else []
+        hidden_before = self.hidden
         for line in lines:
-            log.write(line.text if line.stream == "stdout" else f"{line.text}")
-        self._shown = self.state.output_total
-        finished = self.state.finished
-        status = (
-            f" - finished: {finished.status}, exit {finished.exit_code}" if finished else " - running"
-        )
-        self.query_one("#log-title", Static).update(
-            f"output of the run ({self.state.output_total} lines){status}"
-        )
+            if not self.show_noise and tf_noise(line.text):
+                self.hidden += 1
+                continue
+            log.write(line.text)
+        self._shown = state.output_total
+        finished = state.finished
+        if (not state.output_total and finished is not None and finished.traceback
+                and not self._traceback_shown):
+            # A headless recording: no output lines, but the traceback is in its end.
+            self._traceback_shown = True
+            for text in finished.traceback.rstrip("\n").splitlines():
+                log.write(text)
+        self._update_titles()
+        if self.hidden != hidden_before:
+            self.refresh_bindings()
+
+    def _update_titles(self) -> None:
+        state, finished = self.state, self.state.finished
+        if state.output_total:
+            what = f"output of the run · {plural(state.output_total, 'line')}"
+        elif self._traceback_shown:
+            what = f"the script's traceback ({NO_OUTPUT})" if not self.live \
+                else "the script's traceback"
+        elif not self.live:
+            what = NO_OUTPUT
+        else:
+            what = "output of the run · nothing printed yet"
+        when = f"finished · exit {finished.exit_code}" if finished else (
+            "running" if self.live else "the recording ends here")
+        self.query_one("#log-title", Static).update(f"{what} · {when}")
+        hidden = self.query_one("#log-hidden", Static)
+        count = self.hidden
+        if self.show_noise:
+            hidden.update("TensorFlow's start-up lines are shown · t hides them")
+        else:
+            hidden.update(f"{plural(count, 'TensorFlow start-up line')} hidden · t shows them")
+        hidden.display = bool(count) or self.show_noise

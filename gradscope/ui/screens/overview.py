@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input
@@ -15,7 +16,7 @@ from textual.widgets import Footer, Input
 from gradscope.ui.state import SORT_LABELS, SORTS, RunState, export_csv, ordered_layers
 from gradscope.ui.widgets.charts import ChartsRow
 from gradscope.ui.widgets.layer_table import LayerTable
-from gradscope.ui.widgets.run_info import RunHeader, StatusLine
+from gradscope.ui.widgets.run_info import RunHeader, StatusLine, outcome_text
 from gradscope.ui.widgets.verdicts import VerdictPanel
 
 if TYPE_CHECKING:
@@ -29,6 +30,16 @@ def export_path(folder: str = ".") -> str:
     while os.path.exists(path):
         path, number = f"{stem}-{number}.csv", number + 1
     return path
+
+
+TABLE_MIN_HEIGHT = 5  # the table's title and header, and three layers
+
+
+def diagnosed(state: RunState) -> bool:
+    """The diagnosis is over (the user's own training goes on, or the run ended):
+    no verdict by now means none was found, not "still diagnosing"."""
+    phase = state.phase_event.phase if state.phase_event else None
+    return state.finished is not None or phase in ("train", "done")
 
 
 class OverviewScreen(Screen[None]):
@@ -55,9 +66,13 @@ class OverviewScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield RunHeader()
-        yield VerdictPanel(id="verdicts", classes="-folded")
-        yield Input(placeholder="filter layers by name (Enter keeps it, Esc clears)", id="filter")
-        yield LayerTable(id="layers")
+        # The verdicts take the room their headline needs; the table yields it
+        # (down to TABLE_MIN_HEIGHT), then the verdicts scroll.
+        with Vertical(id="main"):
+            yield VerdictPanel(id="verdicts", classes="-folded")
+            yield Input(placeholder="filter layers by name (Enter keeps it, Esc clears)",
+                        id="filter")
+            yield LayerTable(id="layers")
         yield ChartsRow(id="charts")
         yield StatusLine()
         yield Footer(compact=True)
@@ -79,14 +94,13 @@ class OverviewScreen(Screen[None]):
         status = (state.revision, app.paused, app.held_count(), app.dropped_count())
         if self._seen.get("status") != status:
             self._seen["status"] = status
-            self.query_one(RunHeader).update_from(state, app.paused)
-            self.query_one(StatusLine).update_from(state, *status[1:])
-        verdicts = (state.verdict_revision, len(state.notes), state.finished is not None)
+            self.query_one(RunHeader).update_from(state, app.paused, live=app.live)
+            self.query_one(StatusLine).update_from(state, *status[1:], live=app.live)
+        verdicts = (state.verdict_revision, len(state.notes), state.finished is not None,
+                    diagnosed(state))
         if self._seen.get("verdicts") != verdicts:
             self._seen["verdicts"] = verdicts
-            self.query_one(VerdictPanel).update_from(
-                state.ranked_verdicts(), state.notes, state.finished is not None
-            )
+            self._show_verdicts()
         table = (state.layer_revision, state.verdict_revision, self.sort, self.needle)
         if self._seen.get("table") != table:
             self._seen["table"] = table
@@ -97,6 +111,51 @@ class OverviewScreen(Screen[None]):
                 title += f" of {len(state.layers)} matching '{escape(self.needle)}'"
             self.table.border_title = f"{title}) · sort: {SORT_LABELS[self.sort]}"
         self.query_one(ChartsRow).update_from(state, state.layer_flags())
+
+    def _show_verdicts(self) -> None:
+        state, finished = self.state, self.state.finished
+        # A script that raised before its model reached fit(): its error is the
+        # news, never an empty list that would read as "no problem found".
+        crashed = (finished is not None and finished.status == "script-error"
+                   and state.model is None and not state.verdicts)
+        empty = None
+        if (finished is not None and not state.verdicts
+                and finished.status not in ("ok", "probe-only")):
+            empty = f"nothing was diagnosed: {outcome_text(state)}"
+        error = traceback = ""
+        if crashed and finished is not None:
+            error, traceback = finished.error or "the script raised", finished.traceback
+        panel = self.query_one(VerdictPanel)
+        panel.update_from(state.ranked_verdicts(), state.notes, diagnosed(state), empty=empty,
+                          error=error, traceback=traceback)
+        if crashed != self.has_class("-crashed"):
+            self.set_class(crashed, "-crashed")
+            if crashed:
+                panel.focus()
+        self.call_after_refresh(self.fit_verdicts)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_verdicts)
+
+    def fit_verdicts(self) -> None:
+        """The verdict panel may grow until the layer table keeps TABLE_MIN_HEIGHT
+        lines (its title, its header, three layers); past that it scrolls."""
+        main = self.query_one("#main")
+        room = main.content_region.height
+        if not self.has_class("-crashed"):
+            room -= TABLE_MIN_HEIGHT
+            if self.has_class("-filtering"):
+                room -= 1
+        panel = self.query_one(VerdictPanel)
+        height = max(3, room)
+        if self._seen.get("panel_max") != height:
+            self._seen["panel_max"] = height
+            panel.styles.max_height = height
+        panel.call_after_refresh(panel.update_more_mark)
+
+    def on_descendant_focus(self) -> None:
+        # The filter's line comes and goes with the focus: the panel makes room.
+        self.call_after_refresh(self.fit_verdicts)
 
     # --- actions ---------------------------------------------------------------
 
@@ -139,8 +198,8 @@ class OverviewScreen(Screen[None]):
 
     def action_toggle_verdicts(self) -> None:
         panel = self.query_one(VerdictPanel)
-        panel.toggle_class("-folded", "-unfolded")
-        if panel.has_class("-unfolded"):
+        panel.set_unfolded(not panel.unfolded)
+        if panel.unfolded:
             panel.focus()
         else:
             self.table.focus()
