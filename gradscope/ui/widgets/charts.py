@@ -1,21 +1,44 @@
-"""The overview's bottom row of pictures: the loss chart (and, beside it, what
-else shows the run at a glance)."""
+"""The overview's bottom row of pictures: the loss chart (left) and the gradient
+norm by depth (right), side by side.
+
+Height: it follows the terminal (CSS, as a share of the screen): 5 rows at 24
+rows of terminal (a title line and 4 rows of chart), growing to 9 from about 40
+rows; the layer table above keeps the rest.
+
+Width: the two charts split it evenly down to NARROW columns (at 80 columns each
+gets 40, enough for an 11-layer depth chart and a 20-point loss). Below NARROW
+the depth chart wins and the loss chart is hidden: the depth chart says which
+layer does not learn, and the loss's first and last values stay in the header of
+any recording (`gradscope view --text`).
+
+`update_from(report, flags)` is called on every refresh of the overview; each
+chart redraws only when its data changed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.events import Resize
 
 from gradscope.report import Report
+from gradscope.ui.widgets.depth_chart import DepthChart
 from gradscope.ui.widgets.loss_chart import LossChart
+
+NARROW = 60  # columns under which only the depth chart shows
 
 
 class ChartsRow(Horizontal):
     """The charts under the layer table; `update_from` redraws what changed."""
 
     DEFAULT_CSS = """
-    ChartsRow { height: 3; }
+    ChartsRow { height: 23%; min-height: 5; max-height: 9; }
     ChartsRow > LossChart { width: 1fr; }
+    ChartsRow > DepthChart { width: 1fr; margin-left: 1; }
+    ChartsRow.-narrow > LossChart { display: none; }
+    ChartsRow.-narrow > DepthChart { margin-left: 0; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -24,9 +47,14 @@ class ChartsRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield LossChart(id="loss")
+        yield DepthChart(id="depth")
 
-    def update_from(self, report: Report, flags: dict[str, str]) -> None:
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
+    def update_from(self, report: Report, flags: Mapping[str, str]) -> None:
         key = (len(report.losses), report.losses[-1] if report.losses else None)
         if key != self._seen:
             self._seen = key
             self.query_one(LossChart).update_from(list(report.losses))
+        self.query_one(DepthChart).update_from(report, flags)
