@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gradscope.report import LayerTrack, Report, plural
 from gradscope.ui import format as fmt
@@ -32,7 +32,7 @@ CHANGED = 2.0
 MOST_CHANGED = 3  # how many of them the summary names and the table marks
 LOSS_PHASES = ("probe", "train")  # the loss chart's points (validation is apart)
 MARK = "*"  # the table's mark on the layers whose gradient changed most
-BEFORE_GLYPH, AFTER_GLYPH, BOTH_GLYPH = "○", "●", "◉"
+BEFORE_GLYPH, AFTER_GLYPH, BOTH_GLYPH, LINE_GLYPH = "○", "●", "◉", "·"
 
 
 # --- verdicts -------------------------------------------------------------------------
@@ -123,16 +123,12 @@ def change_factor(before: float | None, after: float | None) -> float | None:
 
 
 def _magnitude(value: float) -> str:
-    if value < 9.95:
-        return f"{value:.1f}"
-    if value < 9999.5:
-        return f"{value:.0f}"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
+    # Two significant digits, in the UI's one number style (1.9, 35, 1200, 9.7e+05).
+    return fmt.number(value, 2)
 
 
 def factor_text(factor: float | None) -> str:
-    """'×1200', '÷35', '×1.0' (the same), 'from 0', 'to 0', 'nan', '–' (not measured)."""
+    """'×1200', '÷35', '×1' (the same), 'from 0', 'to 0', 'nan', '–' (not measured)."""
     if factor is None:
         return fmt.MISSING
     if math.isnan(factor):
@@ -345,7 +341,7 @@ class Comparison:
         marked = {layer.name for layer in self.most_changed()}
         header = ("", "layer", "type", f"grad {self.before_label}", f"grad {self.after_label}",
                   "change", f"upd {self.before_label}", f"upd {self.after_label}", "change")
-        rows = [header]
+        rows: list[tuple[str, ...]] = [header]
         for layer in self.layers:
             rows.append(table_cells(layer, layer.name in marked))
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -440,54 +436,86 @@ def loss_legend(comparison: Comparison) -> list[str]:
     return lines
 
 
-def loss_chart(comparison: Comparison, width: int, height: int) -> list[str]:
-    """Both runs' losses on one chart, `height` lines of `width` columns: a y
-    axis (shared scale, log when the losses span decades), BEFORE as ○, AFTER
-    as ●, ◉ where they meet; step i of both runs in the same column. NaN/inf
-    is a '!' on the top line."""
-    series = [losses(comparison.before), losses(comparison.after)]
-    finite = [v for values in series for v in values if v is not None and math.isfinite(v)]
+class ChartCell(NamedTuple):
+    char: str
+    owner: str  # "before", "after", "both", "nonfinite" or "" (empty)
+
+
+def loss_grid(comparison: Comparison, width: int,
+              height: int) -> tuple[list[str], list[list[ChartCell]]] | str:
+    """Both runs' losses on one grid: (the y axis labels, one per line, and the
+    plot's cells), or a sentence when there is nothing to draw.
+
+    One scale for both (log when the losses span decades); step i of both runs
+    in the same column (each squeezed by the longer run's step count when it is
+    wider than the plot); each run's points joined by dots. NaN/inf is a '!' on
+    the top line."""
+    series = {"before": losses(comparison.before), "after": losses(comparison.after)}
+    finite = [v for values in series.values() for v in values
+              if v is not None and math.isfinite(v)]
     if not finite:
-        return ["no steps in either run"] if not any(series) else ["no finite loss in either run"]
+        return ("no finite loss in either run" if any(series.values())
+                else "no steps in either run")
     low, high = min(finite), max(finite)
     log = low > 0 and high / low > 100
-    label_low, label_high = fmt.number(low, 3), fmt.number(high, 3)
-    axis = max(len(label_low), len(label_high))
+    labels = [fmt.number(high)] + [""] * (max(2, height) - 2) + [fmt.number(low)]
+    axis = max(len(label) for label in labels)
     plot_width = max(1, width - axis - 2)
-    height = max(2, height)
-    steps = max(len(values) for values in series)
+    height = len(labels)
+    steps = max(len(values) for values in series.values())
     columns = min(steps, plot_width)
 
     def scaled(value: float) -> float:
         return math.log10(value) if log else value
 
     span = scaled(high) - scaled(low)
-    grid = [[" "] * plot_width for _ in range(height)]
-    for glyph, values in zip((BEFORE_GLYPH, AFTER_GLYPH), series, strict=True):
+
+    def row_of(value: float) -> float:
+        level = (scaled(value) - scaled(low)) / span if span > 0 else 0.5
+        return (height - 1) * (1 - level)
+
+    empty = ChartCell(" ", "")
+    grid = [[empty] * plot_width for _ in range(height)]
+    points: list[tuple[int, int, ChartCell]] = []
+    for owner, values in series.items():
         if len(values) > columns:
-            # Both runs share the x axis: squeeze each by the longer run's step count.
             values = fmt.downsample(values, max(1, round(len(values) * columns / steps)))
+        glyph = BEFORE_GLYPH if owner == "before" else AFTER_GLYPH
+        previous: tuple[int, float] | None = None
         for index, value in enumerate(values):
             if value is None:
+                previous = None
                 continue
-            x = (round(index * (plot_width - 1) / (columns - 1)) if columns > 1 else 0)
+            x = round(index * (plot_width - 1) / (columns - 1)) if columns > 1 else 0
             if not math.isfinite(value):
-                row = 0
-                cell = "!"
-            else:
-                level = (scaled(value) - scaled(low)) / span if span > 0 else 0.5
-                row = height - 1 - round(level * (height - 1))
-                cell = glyph
-            current = grid[row][x]
-            if cell == "!" or current == "!":
-                grid[row][x] = "!"
-            elif current not in (" ", cell):
-                grid[row][x] = BOTH_GLYPH
-            else:
-                grid[row][x] = cell
-    lines = []
-    for row_index, row in enumerate(grid):
-        label = label_high if row_index == 0 else label_low if row_index == height - 1 else ""
-        tick = "┤" if label else "│"
-        lines.append(f"{label.rjust(axis)} {tick}{''.join(row)}".rstrip())
-    return lines
+                points.append((0, x, ChartCell("!", "nonfinite")))
+                previous = None
+                continue
+            y = row_of(value)
+            points.append((round(y), x, ChartCell(glyph, owner)))
+            if previous is not None:
+                x0, y0 = previous
+                for between in range(x0 + 1, x):
+                    row = round(y0 + (y - y0) * (between - x0) / (x - x0))
+                    if grid[row][between] is empty:
+                        grid[row][between] = ChartCell(LINE_GLYPH, owner)
+            previous = (x, y)
+    for row, x, cell in points:
+        current = grid[row][x]
+        if current.owner in ("", cell.owner) or current.char == LINE_GLYPH:
+            grid[row][x] = cell
+        elif "nonfinite" in (cell.owner, current.owner):
+            grid[row][x] = ChartCell("!", "nonfinite")
+        else:
+            grid[row][x] = ChartCell(BOTH_GLYPH, "both")
+    return [label.rjust(axis) for label in labels], grid
+
+
+def loss_chart(comparison: Comparison, width: int, height: int) -> list[str]:
+    """The loss grid as text lines: `height` lines of at most `width` columns."""
+    drawn = loss_grid(comparison, width, height)
+    if isinstance(drawn, str):
+        return [drawn]
+    labels, grid = drawn
+    return [f"{label} {'┤' if label.strip() else '│'}{''.join(c.char for c in row)}".rstrip()
+            for label, row in zip(labels, grid, strict=True)]
