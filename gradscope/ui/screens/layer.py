@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,6 +18,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Static
 
 from gradscope.ui import format as fmt
 from gradscope.ui.state import METRICS, LayerTrack, RunState
+from gradscope.ui.thresholds import severity
 from gradscope.ui.widgets.histograms import HistogramPanel
 from gradscope.ui.widgets.verdicts import VerdictPanel
 
@@ -32,8 +36,11 @@ _LABEL, _VALUE = 13, 9
 
 
 def layer_title(track: LayerTrack) -> str:
-    parts = [track.name, track.layer_type, f"{fmt.count(track.param_count)} params",
-             "trainable" if track.trainable else "frozen (not trainable)"]
+    if track.param_count == 0:
+        weights = "no weights"  # nothing to train: not "frozen"
+    else:
+        weights = "trainable" if track.trainable else "frozen (not trainable)"
+    parts = [track.name, track.layer_type, f"{fmt.count(track.param_count)} params", weights]
     if track.activation:
         parts.append(f"activation {track.activation}")
     if track.output_shape:
@@ -41,37 +48,83 @@ def layer_title(track: LayerTrack) -> str:
     return " · ".join(parts)
 
 
+# Each metric's scale, shared by every layer so one layer's line compares with
+# the others': log10 for norms and update ratios (they span decades), linear for
+# activation figures, 0..1 for shares.
+LOG_METRICS = frozenset({"grad_norm", "weight_norm", "update_ratio"})
+FIXED_BOUNDS = {"act_dead_frac": (0.0, 1.0), "act_saturated_frac": (0.0, 1.0)}
+
+
+def metric_scale(layers: Iterable[LayerTrack], metric: str) -> tuple[tuple[float, float] | None, bool]:
+    """(bounds, log) of `metric` over every kept step of every layer: the shared scale."""
+    log = metric in LOG_METRICS
+    if metric in FIXED_BOUNDS:
+        return FIXED_BOUNDS[metric], False
+    values = chain.from_iterable(track.series(metric) for track in layers)
+    return fmt.shared_bounds(values, log=log), log
+
+
 def _finite(values: list[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
 class SeriesPanel(Widget):
-    """One line per metric: its sparkline over the kept steps, latest, min, max."""
+    """One line per metric: its sparkline over the kept steps on the scale shared
+    by all layers, then latest, min, max (coloured by `thresholds.severity`)."""
 
-    def __init__(self, track: LayerTrack) -> None:
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"series--error", "series--warning", "series--muted"}
+    DEFAULT_CSS = """
+    SeriesPanel > .series--error { color: $text-error; text-style: bold; }
+    SeriesPanel > .series--warning { color: $text-warning; }
+    SeriesPanel > .series--muted { color: $text-muted; }
+    """
+
+    def __init__(self, track: LayerTrack, layers: Mapping[str, LayerTrack] | None = None) -> None:
         super().__init__(id="series")
         self.track = track
-        self.border_title = "Per step"
+        self.tracks = layers if layers is not None else {track.name: track}
+        self.border_title = "Per step · each metric on one scale shared by all layers"
+        self._scales: tuple[object, dict[str, tuple[tuple[float, float] | None, bool]]] = (None, {})
+
+    def severity_style(self, level: str | None) -> Style | str:
+        if level is None:
+            return ""
+        return self.get_component_rich_style(f"series--{level}", partial=True)
+
+    def scales(self) -> dict[str, tuple[tuple[float, float] | None, bool]]:
+        """Each metric's shared (bounds, log), recomputed when any layer's history grows."""
+        key = (len(self.tracks), sum(track.samples for track in self.tracks.values()))
+        if self._scales[0] != key:
+            tracks = list(self.tracks.values())
+            self._scales = (key, {name: metric_scale(tracks, name) for _, _, name, _ in SERIES})
+        return self._scales[1]
 
     def render(self) -> Text:
         width = self.content_region.width
         spark_width = max(4, width - _LABEL - 3 * (_VALUE + 1) - 1)
-        lines = [
-            "metric".ljust(_LABEL) + f"history ({len(self.track.history)} steps)".ljust(spark_width)
-            + " " + "latest".rjust(_VALUE) + " " + "min".rjust(_VALUE) + " " + "max".rjust(_VALUE)
-        ]
+        scope = "shared scale" if len(self.tracks) > 1 else "own scale"
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(
+            "metric".ljust(_LABEL)
+            + f"history ({len(self.track.history)} steps, {scope})".ljust(spark_width)[:spark_width]
+            + " " + "latest".rjust(_VALUE) + " " + "min".rjust(_VALUE) + " " + "max".rjust(_VALUE),
+            style=self.severity_style("muted") if self.is_mounted else "",
+        )
+        scales = self.scales()
         for label, _, name, show in SERIES:
             values = self.track.series(name)
             finite = _finite(values)
             low, high = (min(finite), max(finite)) if finite else (None, None)
             # The latest measured value: training rows do not measure every metric.
             latest = next((v for v in reversed(values) if v is not None), None)
-            lines.append(
-                label.ljust(_LABEL) + fmt.spark(values, spark_width)[0] + " "
-                + show(latest).rjust(_VALUE) + " " + show(low).rjust(_VALUE) + " "
-                + show(high).rjust(_VALUE)
-            )
-        return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+            bounds, log = scales[name]
+            line = fmt.spark(values, spark_width, bounds=bounds, log=log)[0]
+            text.append("\n" + label.ljust(_LABEL) + line)
+            for value in (latest, low, high):
+                text.append(" ")
+                text.append(show(value).rjust(_VALUE),
+                            style=self.severity_style(severity(name, value)) if self.is_mounted else "")
+        return text
 
 
 def config_text(track: LayerTrack) -> Text:
@@ -111,9 +164,10 @@ class LayerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(layer_title(self.track), markup=False, id="layer-title")
         yield VerdictPanel(id="layer-verdicts")
-        yield SeriesPanel(self.track)
+        yield SeriesPanel(self.track, self.state.layers)
         with ContentSwitcher(initial="steps", id="views"):
-            steps: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+            steps: DataTable[str | Text] = DataTable(id="steps", cursor_type="row",
+                                                     zebra_stripes=True)
             steps.border_title = "Steps · h histograms · c config"
             yield steps
             yield HistogramPanel(self.track)
@@ -157,7 +211,8 @@ class LayerScreen(Screen[None]):
         self._add_new_steps()
 
     def _add_new_steps(self) -> None:
-        table: DataTable[str] = self.query_one("#steps", DataTable)
+        table: DataTable[str | Text] = self.query_one("#steps", DataTable)
+        panel = self.query_one(SeriesPanel)
         track = self.track
         history = list(track.history)
         new = min(track.samples - self._shown_samples, len(history))
@@ -171,7 +226,9 @@ class LayerScreen(Screen[None]):
             values = dict(zip(METRICS, entry[2:], strict=True))
             table.add_row(
                 f"{entry[0]} {entry[1]}",
-                *(show(values[name]) for _, _, name, show in SERIES),
+                *(Text(show(values[name]), style=panel.severity_style(severity(name, values[name])),
+                       justify="right")
+                  for _, _, name, show in SERIES),
                 key=str(track.samples - new + offset),
             )
         self._shown_samples = track.samples
