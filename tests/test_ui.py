@@ -206,7 +206,8 @@ async def test_header_table_loss_and_status_show_the_run():
         frozen = next(line for line in lines if "frozen_head" in line and "Dense" in line)
         assert frozen.startswith("▲ frozen_head") and "✗" in frozen
         dropout = next(line for line in lines if "dropout" in line and "Dropout" in line)
-        assert dropout.count("–") == 4  # never measured: nothing applies
+        # never measured: nothing applies, not even trainable (it has no weights)
+        assert dropout.count("–") == 5
         assert "Loss 2.29 → 2.25, min 2.25 (5 steps)" in text
         assert "finished: probe-only, exit code 1" in text
 
@@ -234,12 +235,18 @@ async def test_s_cycles_the_sort_order():
             await pilot.press("s")
             orders.append((table(app).sort, table(app).visible_names()))
 
+        # the figures first, largest first; a layer a figure does not apply to last
         assert orders == [
             ("grad_norm", ["dense_in", "hidden", "dropout", "frozen_head"]),
             ("update_ratio", ["dense_in", "hidden", "dropout", "frozen_head"]),
             ("dead", ["hidden", "dense_in", "dropout", "frozen_head"]),
-            ("forward", ["dense_in", "dropout", "hidden", "frozen_head"]),
+            ("saturated", ["frozen_head", "dense_in", "dropout", "hidden"]),
         ]
+        # then the other columns, and back to the forward order
+        for _ in range(6):
+            await pilot.press("s")
+        assert table(app).sort == "forward"
+        assert table(app).visible_names() == ["dense_in", "dropout", "hidden", "frozen_head"]
 
 
 @pilot_test
@@ -432,13 +439,16 @@ async def test_e_exports_the_table_as_shown_with_the_csv_columns(tmp_path, monke
         [export] = list(tmp_path.glob("gradscope-export-*.csv"))
         with export.open() as stream:
             table_rows = list(csv.reader(stream))
-        assert tuple(table_rows[0]) == COLUMNS
-        # measured layers in the order shown; the dropout layer has no statistics
+        # the --csv columns first, then the step each figure came from
+        assert tuple(table_rows[0][:len(COLUMNS)]) == COLUMNS
+        # every row in the order shown; the dropout layer was never measured
         assert [(r[0], r[1], r[2]) for r in table_rows[1:]] == [
-            ("probe", "5", "dense_in"), ("probe", "5", "hidden"), ("probe", "5", "frozen_head")]
-        frozen = dict(zip(COLUMNS, table_rows[3], strict=True))
+            ("probe", "5", "dense_in"), ("probe", "5", "hidden"), ("", "", "dropout"),
+            ("probe", "5", "frozen_head")]
+        frozen = dict(zip(table_rows[0], table_rows[4], strict=True))
         assert frozen["trainable"] == "false" and frozen["grad_norm"] == ""
-        assert dict(zip(COLUMNS, table_rows[1], strict=True))["grad_norm"] == "2.5"
+        dense_in = dict(zip(table_rows[0], table_rows[1], strict=True))
+        assert dense_in["grad_norm"] == "2.5" and dense_in["grad_norm_from"] == "probe:5"
         assert any(str(export) in str(n.message) for n in app._notifications)
 
         # a second export in the same second gets its own file

@@ -1,4 +1,5 @@
-"""The UI's own views of the run: the layer table's sort orders, filter and export.
+"""The UI's own views of the run: the layer table's sort orders, filter, shared
+scale, where its figures come from, and its export.
 
 The run itself is `gradscope.report.Report` (one fold shared by every front end);
 `RunState` is its name on the UI side.
@@ -8,70 +9,301 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
+from typing import NamedTuple
+from weakref import WeakKeyDictionary
 
 from gradscope.report import METRICS, LayerTrack, LossPoint, Report, named_layers
 from gradscope.sinks.layer_csv import COLUMNS, format_cell
+from gradscope.verdicts import SEVERITY_ORDER
 
 RunState = Report
 
-__all__ = ["METRICS", "SORTS", "SORT_LABELS", "LayerTrack", "LossPoint", "RunState",
-           "export_csv", "named_layers", "ordered_layers"]
+__all__ = ["EXPORT_COLUMNS", "METRICS", "SORTS", "SORT_LABELS", "FigureSource", "LayerTrack",
+           "LossPoint", "RunState", "export_csv", "figure_sources", "figures_title",
+           "grad_bounds", "has_weights", "named_layers", "ordered_layers", "sort_label"]
 
-# The table's sort orders, in the order `s` cycles through them.
-SORTS = ("forward", "grad_norm", "update_ratio", "dead")
+# The table's sort orders, in the order `s` cycles through them: the figures
+# that say what is wrong first, then the verdicts' marks, then the description.
+SORTS = ("forward", "grad_norm", "update_ratio", "dead", "saturated", "flag", "name", "type",
+         "params", "trainable")
 SORT_LABELS = {
     "forward": "forward order",
-    "grad_norm": "grad norm ↓",
-    "update_ratio": "update ratio ↓",
-    "dead": "dead % ↓",
+    "grad_norm": "grad norm",
+    "update_ratio": "update ratio",
+    "dead": "dead %",
+    "saturated": "saturated %",
+    "flag": "verdict severity",
+    "name": "name",
+    "type": "type",
+    "params": "params",
+    "trainable": "trainable",
 }
-_SORT_FIELDS = {"grad_norm": "grad_norm", "update_ratio": "update_ratio", "dead": "act_dead_frac"}
+# Sorts whose first (not reversed) order is largest first: the figures (a NaN
+# always first: it is the news), the worst verdict, the biggest layer.
+# Name and type sort A to Z, trainable frozen first, forward in forward order.
+DESCENDING = frozenset({"grad_norm", "update_ratio", "dead", "saturated", "flag", "params"})
+# The report's metric each figure sort reads.
+SORT_METRICS = {"grad_norm": "grad_norm", "update_ratio": "update_ratio",
+                "dead": "act_dead_frac", "saturated": "act_saturated_frac"}
 
 
-def ordered_layers(report: Report, sort: str = "forward", needle: str = "") -> list[LayerTrack]:
-    """The table's rows: layers whose name holds `needle`, in `sort` order."""
+def has_weights(track: LayerTrack) -> bool:
+    """Whether "trainable" means anything for the layer: Flatten, Dropout,
+    MaxPooling... have no weights, so they are neither trainable nor frozen."""
+    return track.param_count > 0
+
+
+def _sort_value(sort: str) -> Callable[[LayerTrack], float | str | None]:
+    """The value a sort compares (None: does not apply, always last)."""
+    metric = SORT_METRICS.get(sort)
+    if metric is not None:
+        return lambda track: track.value(metric)
+    if sort == "name":
+        return lambda track: track.name.lower()
+    if sort == "type":
+        return lambda track: track.layer_type.lower()
+    if sort == "params":
+        return lambda track: float(track.param_count)
+    if sort == "trainable":  # frozen (0) before trainable (1); no weights: does not apply
+        return lambda track: float(track.trainable) if has_weights(track) else None
+    raise ValueError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
+
+
+def _flag_value(flags: dict[str, str]) -> Callable[[LayerTrack], float | str | None]:
+    # error 3, warning 2, info 1: largest first is worst first.
+    def value(track: LayerTrack) -> float | str | None:
+        flag = flags.get(track.name)
+        return None if flag is None else float(3 - SEVERITY_ORDER.get(flag, 2))
+
+    return value
+
+
+def sort_label(sort: str, reverse: bool = False) -> str:
+    """What the table's title says of its order: `grad norm ▼` (largest first),
+    `name ▲` (A to Z), `forward order` / `backward order`."""
+    if sort == "forward":
+        return "backward order" if reverse else "forward order"
+    descending = (sort in DESCENDING) != reverse
+    return f"{SORT_LABELS[sort]} {'▼' if descending else '▲'}"
+
+
+def ordered_layers(report: Report, sort: str = "forward", needle: str = "", *,
+                   reverse: bool = False, flagged_only: bool = False) -> list[LayerTrack]:
+    """The table's rows: layers whose name holds `needle` (and that a verdict
+    names, with `flagged_only`), in `sort` order (`reverse`d on demand).
+
+    A NaN comes first and "does not apply" last whatever the direction; ties
+    keep the forward order.
+    """
     tracks: Iterable[LayerTrack] = report.layers.values()
+    if flagged_only:
+        flags = report.layer_flags()
+        tracks = [t for t in tracks if t.name in flags]
     if needle:
         lowered = needle.lower()
         tracks = [t for t in tracks if lowered in t.name.lower()]
     if sort == "forward":
-        return list(tracks)
-    name = _SORT_FIELDS[sort]
+        ordered = list(tracks)
+        if reverse:
+            ordered.reverse()
+        return ordered
+    value = _flag_value(report.layer_flags()) if sort == "flag" else _sort_value(sort)
+    news: list[LayerTrack] = []
+    absent: list[LayerTrack] = []
+    keyed: list[tuple[float | str, LayerTrack]] = []
+    for track in tracks:  # forward order: the sort is stable, ties stay in it
+        figure = value(track)
+        if figure is None:
+            absent.append(track)
+        elif isinstance(figure, float) and math.isnan(figure):
+            news.append(track)
+        else:
+            keyed.append((figure, track))
+    keyed.sort(key=lambda pair: pair[0], reverse=(sort in DESCENDING) != reverse)
+    return news + [track for _, track in keyed] + absent
 
-    def key(track: LayerTrack) -> tuple[int, float, int]:
-        value = track.value(name)
-        if value is None:
-            return (2, 0.0, track.index)
-        if math.isnan(value):
-            return (0, 0.0, track.index)  # a NaN is the news: on top
-        return (1, -value, track.index)
 
-    return sorted(tracks, key=key)
+# --- the shared scale of the history column ------------------------------------------
+
+_BOUNDS: WeakKeyDictionary[LayerTrack, tuple[int, float | None, float | None]] = \
+    WeakKeyDictionary()
+
+
+def _positive_range(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    # min/max skip a NaN unless it comes first; a NaN, 0 or inf result takes the careful way.
+    low, high = min(values), max(values)
+    if not (0 < low and math.isfinite(low) and math.isfinite(high)):
+        positive = [v for v in values if v > 0 and math.isfinite(v)]
+        if not positive:
+            return None, None
+        low, high = min(positive), max(positive)
+    return low, high
+
+
+def grad_bounds(tracks: Iterable[LayerTrack]) -> tuple[float, float] | None:
+    """The smallest and largest positive finite gradient norm among the tracks'
+    recent ones: the history column's shared (log) scale, so that rows compare
+    with each other. None when there is none. Each track's range is cached
+    until it gets a new sample."""
+    low: float | None = None
+    high: float | None = None
+    for track in tracks:
+        cached = _BOUNDS.get(track)
+        if cached is None or cached[0] != track.samples:
+            cached = (track.samples, *_positive_range(track.recent_grads))  # type: ignore[arg-type]
+            _BOUNDS[track] = cached
+        _, track_low, track_high = cached
+        if track_low is not None and (low is None or track_low < low):
+            low = track_low
+        if track_high is not None and (high is None or track_high > high):
+            high = track_high
+    return None if low is None or high is None else (low, high)
+
+
+# --- where each figure comes from -----------------------------------------------------
+
+
+class FigureSource(NamedTuple):
+    phase: str
+    step: int
+
+    def __str__(self) -> str:  # the export's `<metric>_from` cell
+        return f"{self.phase}:{self.step}"
+
+
+class _Sources:
+    __slots__ = ("at", "samples")
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.at: dict[str, tuple[str, int, float]] = {}
+
+
+_SOURCES: WeakKeyDictionary[LayerTrack, _Sources] = WeakKeyDictionary()
+_METRIC_COLUMN = {name: index + 2 for index, name in enumerate(METRICS)}
+
+
+def figure_sources(track: LayerTrack) -> dict[str, FigureSource]:
+    """For each metric the table shows of the layer (`track.value`, its latest
+    measured figure), the (phase, step) it was measured at. During the user's
+    own training the rows measure weights only, so a layer's gradient and
+    activation figures come from the probe's last step.
+
+    Incremental: only the samples that arrived since the last call are read
+    (newest first, stopping once every metric the layer ever had is found). A
+    figure whose step fell out of the kept history is left out.
+    """
+    sources = _SOURCES.get(track)
+    if sources is None:
+        sources = _SOURCES[track] = _Sources()
+    new = track.samples - sources.samples
+    if new > 0:
+        wanted = list(track.known)  # the metrics the layer ever had
+        for entry in islice(reversed(track.history), min(new, len(track.history))):
+            still: list[str] = []
+            for name in wanted:
+                figure = entry[_METRIC_COLUMN[name]]
+                if figure is None:
+                    still.append(name)
+                else:
+                    sources.at[name] = (entry[0], entry[1], figure)
+            wanted = still
+            if not wanted:
+                break
+        sources.samples = track.samples
+    found: dict[str, FigureSource] = {}
+    for name, (phase, step, figure) in sources.at.items():
+        shown = track.known.get(name)
+        # The figure on show is the one found (a sample lost from the history since
+        # the last call could have replaced it: then the step is unknown).
+        if shown is figure or shown == figure or (
+                shown is not None and math.isnan(shown) and math.isnan(figure)):
+            found[name] = FigureSource(phase, step)
+    return found
+
+
+# What the table's columns show, by the metrics they read (the title's wording).
+_SHOWN = (("grad norm", ("grad_norm",)), ("log upd", ("update_ratio",)),
+          ("dead/sat", ("act_dead_frac", "act_saturated_frac")))
+_PHASE_ORDER = {"probe": 0, "train": 1}
+
+
+def _where(sources: set[FigureSource]) -> str:
+    ordered = sorted(sources, key=lambda s: (_PHASE_ORDER.get(s.phase, 2), s.phase, s.step))
+    first, last = ordered[0], ordered[-1]
+
+    def one(source: FigureSource, steps: bool = False) -> str:
+        if source.phase == "train":
+            return f"epoch{'s' if steps else ''} {source.step}"
+        return f"{source.phase} step{'s' if steps else ''} {source.step}"
+
+    if first == last:
+        return one(first)
+    if first.phase == last.phase:
+        return f"{one(first, steps=True)}–{last.step}"
+    return f"{one(first)} to {one(last)}"
+
+
+def figures_title(tracks: Iterable[LayerTrack]) -> str:
+    """Where the table's figures come from, for its title: `figures: probe step 5`
+    when every figure is from one step, else the step most columns share first,
+    then the others by column: `figures: probe step 5, log upd: epoch 15`.
+    Empty before any figure."""
+    per_column: dict[str, set[FigureSource]] = {label: set() for label, _ in _SHOWN}
+    for track in tracks:
+        if track.latest is None:
+            continue
+        sources = figure_sources(track)
+        for label, metrics in _SHOWN:
+            for metric in metrics:
+                source = sources.get(metric)
+                if source is not None:
+                    per_column[label].add(source)
+    groups: dict[str, list[str]] = {}
+    for label, seen in per_column.items():
+        if seen:
+            groups.setdefault(_where(seen), []).append(label)
+    if not groups:
+        return ""
+    ranked = sorted(groups.items(), key=lambda group: -len(group[1]))  # stable
+    first = f"figures: {ranked[0][0]}"
+    return ", ".join([first, *(f"{'/'.join(labels)}: {where}" for where, labels in ranked[1:])])
+
+
+# --- export -------------------------------------------------------------------------------
+
+_METRIC_COLUMNS = COLUMNS[6:]
+# The `--csv` columns, then where each figure comes from (`probe:5`, `train:15`).
+EXPORT_COLUMNS = COLUMNS + tuple(f"{name}_from" for name in _METRIC_COLUMNS)
 
 
 def export_csv(path: str, tracks: Sequence[LayerTrack]) -> int:
-    """Write each track's latest sample with the `--csv` columns; return the row count.
-
-    Layers never measured (reshaping layers have no statistics) have no row.
+    """Write the table as shown: one row per track, in the order given, with the
+    figures the table shows (each metric's latest measured value) under the
+    `--csv` columns, then `<metric>_from` (the `phase:step` each came from).
+    `phase` and `step` are the layer's latest sample; a layer never measured has
+    them empty, as its figures. Returns the row count; never overwrites a file.
     """
     count = 0
     with open(path, "x", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(EXPORT_COLUMNS)
         for track in tracks:
             sample = track.latest
-            if sample is None:
-                continue
-            row = sample.row
+            sources = figure_sources(track) if sample is not None else {}
             writer.writerow([
-                sample.phase,
-                sample.step,
-                row.layer,
-                row.layer_type,
-                row.param_count,
-                format_cell(row.trainable),
-                *(format_cell(getattr(row, name)) for name in COLUMNS[6:]),
+                sample.phase if sample else "",
+                sample.step if sample else "",
+                track.name,
+                track.layer_type,
+                track.param_count,
+                format_cell(track.trainable),
+                *(format_cell(track.value(name)) for name in _METRIC_COLUMNS),
+                *(str(sources[name]) if name in sources else "" for name in _METRIC_COLUMNS),
             ])
             count += 1
     return count

@@ -13,7 +13,15 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from gradscope.ui.state import SORT_LABELS, SORTS, RunState, export_csv, ordered_layers
+from gradscope.ui.state import (
+    SORTS,
+    RunState,
+    export_csv,
+    figures_title,
+    grad_bounds,
+    ordered_layers,
+    sort_label,
+)
 from gradscope.ui.widgets.charts import ChartsRow
 from gradscope.ui.widgets.layer_table import LayerTable
 from gradscope.ui.widgets.run_info import RunHeader, StatusLine, outcome_text
@@ -47,6 +55,8 @@ class OverviewScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("f", "toggle_flagged", "Flagged"),
         Binding("slash", "filter", "Filter"),
         Binding("e", "export", "Export"),
         Binding("v", "toggle_verdicts", "Verdicts"),
@@ -57,7 +67,9 @@ class OverviewScreen(Screen[None]):
         super().__init__()
         self.state = state
         self.sort = "forward"
+        self.reverse = False
         self.needle = ""
+        self.flagged_only = False  # only the layers a verdict names
         self._seen: dict[str, object] = {}
 
     @property
@@ -101,15 +113,27 @@ class OverviewScreen(Screen[None]):
         if self._seen.get("verdicts") != verdicts:
             self._seen["verdicts"] = verdicts
             self._show_verdicts()
-        table = (state.layer_revision, state.verdict_revision, self.sort, self.needle)
+        table = (state.layer_revision, state.verdict_revision, self.sort, self.reverse,
+                 self.needle, self.flagged_only)
         if self._seen.get("table") != table:
             self._seen["table"] = table
-            rows = ordered_layers(state, self.sort, self.needle)
-            self.table.set_rows(rows, state.layer_flags(), self.sort)
+            rows = ordered_layers(state, self.sort, self.needle, reverse=self.reverse,
+                                  flagged_only=self.flagged_only)
+            # One scale for every row's history: the gradient norms of all layers.
+            self.table.set_rows(rows, state.layer_flags(), self.sort, reverse=self.reverse,
+                                bounds=grad_bounds(state.layers.values()))
             title = f"Layers ({len(rows)}"
+            if self.needle or self.flagged_only:
+                title += f" of {len(state.layers)}"
+            if self.flagged_only:
+                title += ", flagged"
             if self.needle:
-                title += f" of {len(state.layers)} matching '{escape(self.needle)}'"
-            self.table.border_title = f"{title}) · sort: {SORT_LABELS[self.sort]}"
+                title += f", matching '{escape(self.needle)}'"
+            title += f") · sort: {sort_label(self.sort, self.reverse)}"
+            # Where the figures come from: the verdicts quote medians over the probe
+            # steps, the table one step's figures (the user's epochs measure weights only).
+            figures = figures_title(rows)
+            self.table.border_title = f"{title} · {figures}" if figures else title
         self.query_one(ChartsRow).update_from(state, state.layer_flags())
 
     def _show_verdicts(self) -> None:
@@ -160,14 +184,30 @@ class OverviewScreen(Screen[None]):
     # --- actions ---------------------------------------------------------------
 
     def action_cycle_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.sort_by(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)], reverse=False)
+
+    def action_reverse_sort(self) -> None:
+        self.sort_by(self.sort, reverse=not self.reverse)
+
+    def on_layer_table_sort_clicked(self, event: LayerTable.SortClicked) -> None:
+        # A click on a header sorts by its column; a second click reverses.
+        self.sort_by(event.sort, reverse=not self.reverse if event.sort == self.sort else False)
+
+    def sort_by(self, sort: str, reverse: bool) -> None:
+        self.sort, self.reverse = sort, reverse
         self.refresh_view()
         self.table.move_cursor(0)
+
+    def action_toggle_flagged(self) -> None:
+        self.flagged_only = not self.flagged_only
+        self.refresh_view()
+        self.table.move_cursor(0)
+        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Esc is in the footer only while there is a filter to clear.
         if action == "clear_filter":
-            return bool(self.needle) or self.has_class("-filtering")
+            return bool(self.needle) or self.flagged_only or self.has_class("-filtering")
         return True
 
     def action_filter(self) -> None:
@@ -176,9 +216,10 @@ class OverviewScreen(Screen[None]):
         self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
-        if not self.needle and not self.has_class("-filtering"):
+        if not self.needle and not self.flagged_only and not self.has_class("-filtering"):
             return
         self.needle = ""
+        self.flagged_only = False
         self.query_one("#filter", Input).value = ""
         self.remove_class("-filtering")
         self.table.focus()

@@ -1,8 +1,14 @@
 """The live per-layer table: a line-API widget that formats only the rows on screen,
-so a 1000-layer model refreshed ten times a second costs a screenful, not a model."""
+so a 1000-layer model refreshed ten times a second costs a screenful, not a model.
+
+What it computes per refresh (`set_rows`), not per row: the longest name and
+type, the history column's shared scale, and (per terminal width) the columns'
+layout.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 from rich.segment import Segment
@@ -14,33 +20,67 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from gradscope.report import RECENT_GRADS
 from gradscope.ui import format as fmt
-from gradscope.ui.state import LayerTrack
+from gradscope.ui.state import DESCENDING, LayerTrack, has_weights
+
+try:  # the cell colours follow the checks' thresholds (gradscope/ui/thresholds.py)
+    from gradscope.ui.thresholds import severity
+except ImportError:  # pragma: no cover - only while thresholds.py is being written
+    def severity(metric: str, value: float | None) -> str | None:  # type: ignore[misc]
+        return None
 
 
 class Column(NamedTuple):
     key: str
     label: str
-    width: int  # 0 = takes the room left
+    short: str  # the label when the terminal is narrow
+    width: int  # the widest content; 0: measured (name, type) or the room left (history)
     right: bool = False
+    sort: str | None = None  # the sort order a click on the header picks
+    metric: str | None = None  # coloured by thresholds.severity(metric, value)
 
 
 COLUMNS = (
-    Column("mark", "", 1),
-    Column("name", "layer", 0),
-    Column("type", "type", 10),
-    Column("params", "params", 7, right=True),
-    Column("trainable", "T", 1),
-    Column("grad_norm", "grad norm", 9, right=True),
-    Column("history", "history", 8),
-    Column("update_ratio", "log upd", 7, right=True),
-    Column("dead", "dead", 5, right=True),
-    Column("saturated", "sat", 5, right=True),
+    Column("mark", "", "", 1, sort="flag"),
+    Column("name", "layer", "layer", 0, sort="name"),
+    Column("type", "type", "type", 0, sort="type"),
+    Column("params", "params", "params", 6, right=True, sort="params"),
+    Column("trainable", "T", "T", 1, sort="trainable"),
+    Column("grad_norm", "grad norm", "grad", 8, right=True, sort="grad_norm",
+           metric="grad_norm"),
+    Column("history", "history", "hist", 0, sort="grad_norm"),
+    Column("update_ratio", "log upd", "upd", 5, right=True, sort="update_ratio",
+           metric="update_ratio"),
+    Column("dead", "dead", "dead", 4, right=True, sort="dead", metric="act_dead_frac"),
+    Column("saturated", "sat", "sat", 4, right=True, sort="saturated",
+           metric="act_saturated_frac"),
 )
-# The column each sort order sorts on (its header gets the sort mark).
-SORTED_COLUMN = {"grad_norm": "grad_norm", "update_ratio": "update_ratio", "dead": "dead"}
-MIN_NAME = 8
+_BY_KEY = {column.key: column for column in COLUMNS}
+# The column whose header carries the sort's arrow.
+SORTED_COLUMN = {column.sort: column.key for column in COLUMNS
+                 if column.sort and column.key != "history"}
+# When the terminal is narrow: short labels first, then the least useful columns go.
+LEVELS: tuple[tuple[bool, frozenset[str]], ...] = (
+    (False, frozenset()),
+    (True, frozenset()),
+    (True, frozenset({"params"})),
+    (True, frozenset({"params", "type"})),
+    (True, frozenset({"params", "type", "trainable"})),
+    (True, frozenset({"params", "type", "trainable", "saturated"})),
+)
+MIN_NAME, MIN_TYPE, MIN_HISTORY = 10, 6, 5
+# The flexible columns grow in this order, each to its target: a readable name
+# and type first, a short history, then each to all it can use.
+GROWTH = (("name", 16), ("type", 10), ("history", 16), ("name", 0), ("type", 0), ("history", 0))
 MARKS = {"error": "●", "warning": "▲", "info": "·"}
+ARROWS = {True: "▼", False: "▲"}  # descending (largest first), ascending
+
+
+class Cell(NamedTuple):
+    column: Column
+    width: int
+    label: str
 
 
 def fit(text: str, width: int, right: bool = False) -> str:
@@ -49,8 +89,53 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+def layout(width: int, longest_name: int, longest_type: int,
+           history: int) -> tuple[Cell, ...]:
+    """The columns that fit `width` cells and their widths.
+
+    Every column gets its natural width: its widest content, and its header
+    with room for the sort arrow (headers are never cut). Name, type and history
+    start at a minimum and grow, in the GROWTH order, up to the longest name,
+    the longest type and `history` values; room beyond is left blank. When even
+    the minimums do not fit, the LEVELS give up room: short labels, then
+    params, type, T and sat. Past the last level the row is cropped.
+    """
+    wants = {"name": longest_name, "type": longest_type, "history": history}
+    chosen: tuple[Cell, ...] = ()
+    for short, dropped in LEVELS:
+        columns = [column for column in COLUMNS if column.key not in dropped]
+        widths: dict[str, int] = {}
+        labels: dict[str, str] = {}
+        for column in columns:
+            label = column.short if short else column.label
+            labels[column.key] = label
+            header = len(label) + (1 if column.key in SORTED_COLUMN.values() else 0)
+            if column.key == "name":
+                widths["name"] = max(header, min(longest_name, MIN_NAME))
+            elif column.key == "type":
+                widths["type"] = max(header, min(longest_type, MIN_TYPE))
+            elif column.key == "history":
+                widths["history"] = max(len(label), MIN_HISTORY)
+            else:
+                widths[column.key] = max(header, column.width)
+        used = sum(widths.values()) + len(columns) - 1
+        chosen = tuple(Cell(c, widths[c.key], labels[c.key]) for c in columns)
+        if used <= width:
+            spare = width - used
+            for key, target in GROWTH:
+                if key not in widths or spare <= 0:
+                    continue
+                goal = min(wants[key], target) if target else wants[key]
+                grow = min(spare, max(0, goal - widths[key]))
+                widths[key] += grow
+                spare -= grow
+            return tuple(Cell(c, widths[c.key], labels[c.key]) for c in columns)
+    return chosen
+
+
 class LayerTable(ScrollView, can_focus=True):
-    """One row per layer, latest figures; Enter opens the layer."""
+    """One row per layer, latest measured figures; Enter opens the layer, a click
+    on a header sorts by that column (again: the other way)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "layer-table--header",
@@ -80,20 +165,37 @@ class LayerTable(ScrollView, can_focus=True):
             super().__init__()
             self.layer = layer
 
+    class SortClicked(Message):
+        """The user clicked a column's header: sort by it (again: the other way)."""
+
+        def __init__(self, sort: str) -> None:
+            super().__init__()
+            self.sort = sort
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.rows: list[LayerTrack] = []
         self.flags: dict[str, str] = {}
         self.sort = "forward"
+        self.reverse = False
         self.cursor = 0
-        self._longest = 0  # the longest layer name among the rows
+        self.bounds: tuple[float, float] | None = None  # the history's shared scale
+        self._longest = (0, 0)  # the longest layer name and type among the rows
+        self._history = 0  # the most gradient norms a row has to draw
+        self._layout: tuple[tuple[int, int, int, int], tuple[Cell, ...]] | None = None
         self.paints = 0  # full repaints, for scripts/bench_ui.py
 
     # --- data ------------------------------------------------------------------
 
-    def set_rows(self, rows: list[LayerTrack], flags: dict[str, str], sort: str) -> None:
-        self.rows, self.flags, self.sort = rows, flags, sort
-        self._longest = max((len(track.name) for track in rows), default=0)
+    def set_rows(self, rows: list[LayerTrack], flags: dict[str, str], sort: str, *,
+                 reverse: bool = False, bounds: tuple[float, float] | None = None) -> None:
+        """The rows to show, in order; `bounds`: the history column's shared scale
+        (low, high gradient norm, drawn on a log scale)."""
+        self.rows, self.flags, self.sort, self.reverse = rows, flags, sort, reverse
+        self.bounds = bounds
+        self._longest = (max((len(track.name) for track in rows), default=0),
+                         max((len(track.layer_type) for track in rows), default=0))
+        self._history = min(RECENT_GRADS, max((len(t.recent_grads) for t in rows), default=0))
         self.cursor = max(0, min(self.cursor, len(rows) - 1))
         self._update_virtual_size()
         self.refresh()
@@ -106,6 +208,14 @@ class LayerTable(ScrollView, can_focus=True):
         """The layer names in table order (all rows, not just the ones on screen)."""
         return [track.name for track in self.rows]
 
+    def columns(self) -> tuple[Cell, ...]:
+        """The columns on show at the current width, with their widths and labels."""
+        width = self.scrollable_content_region.width
+        key = (width, *self._longest, self._history)
+        if self._layout is None or self._layout[0] != key:
+            self._layout = (key, layout(width, *self._longest, self._history))
+        return self._layout[1]
+
     def _update_virtual_size(self) -> None:
         # The header takes the first line; rows scroll beneath it.
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows) + 1)
@@ -113,7 +223,7 @@ class LayerTable(ScrollView, can_focus=True):
     def on_resize(self, event: Resize) -> None:
         self._update_virtual_size()
 
-    # --- keys ------------------------------------------------------------------
+    # --- keys and mouse ----------------------------------------------------------
 
     def action_cursor(self, delta: int) -> None:
         self.move_cursor(self.cursor + delta)
@@ -140,9 +250,23 @@ class LayerTable(ScrollView, can_focus=True):
     def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
 
+    def column_at(self, x: int) -> Column | None:
+        """The column under content offset x (the gap after a column counts as it)."""
+        start = 0
+        for cell in self.columns():
+            if start <= x <= start + cell.width:
+                return cell.column
+            start += cell.width + 1
+        return None
+
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
-        if offset is None or offset.y < 1:  # the border or the header
+        if offset is None:  # the border
+            return
+        if offset.y < 1:  # the header: sort by the column
+            column = self.column_at(offset.x)
+            if column is not None and column.sort is not None:
+                self.post_message(self.SortClicked(column.sort))
             return
         index = round(self.scroll_y) + offset.y - 1
         if 0 <= index < len(self.rows):
@@ -151,12 +275,6 @@ class LayerTable(ScrollView, can_focus=True):
             self.move_cursor(index)
 
     # --- drawing ---------------------------------------------------------------
-
-    def _widths(self, width: int) -> list[int]:
-        # The name column takes the room left, but no more than the longest name needs.
-        fixed = sum(c.width for c in COLUMNS) + len(COLUMNS) - 1
-        name = max(MIN_NAME, min(width - fixed, max(self._longest, len(COLUMNS[1].label))))
-        return [c.width or name for c in COLUMNS]
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -173,41 +291,67 @@ class LayerTable(ScrollView, can_focus=True):
         header = base + self.get_component_rich_style("layer-table--header")
         sorted_style = header + self.get_component_rich_style("layer-table--sorted")
         sorted_key = SORTED_COLUMN.get(self.sort)
+        arrow = ARROWS[(self.sort in DESCENDING) != self.reverse]
         segments: list[Segment] = []
-        for column, cell_width in zip(COLUMNS, self._widths(width), strict=True):
-            label = column.label + ("↓" if column.key == sorted_key else "")
-            style = sorted_style if column.key == sorted_key else header
-            segments.append(Segment(fit(label, cell_width, column.right), style))
+        for cell in self.columns():
+            column = cell.column
+            is_sorted = column.key == sorted_key
+            label = cell.label + arrow if is_sorted else cell.label
+            segments.append(Segment(fit(label, cell.width, column.right),
+                                    sorted_style if is_sorted else header))
             segments.append(Segment(" ", header))
-        return Strip(segments).adjust_cell_length(width, header)
+        return Strip(segments[:-1]).adjust_cell_length(width, header)
 
     def _row(self, track: LayerTrack, is_cursor: bool, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("layer-table--cursor") if is_cursor else base
         muted = style + self.get_component_rich_style("layer-table--muted")
         flag = self.flags.get(track.name)
         flagged = style + self.get_component_rich_style(f"layer-table--{flag}") if flag else style
-        spark_style = style + self.get_component_rich_style("layer-table--spark")
-
         measured = track.latest is not None
-        # Training-phase rows have no gradient: the sparkline skips those steps.
-        history = list(track.recent_grads)
-        cells = {
-            "mark": (MARKS.get(flag or "", " "), flagged),
-            "name": (track.name, flagged),
-            "type": (track.layer_type, style),
-            "params": (fmt.count(track.param_count), style),
-            "trainable": ("✓" if track.trainable else "✗", style if track.trainable else muted),
-            "grad_norm": (fmt.number(track.value("grad_norm")), style),
-            "history": (fmt.spark(history, COLUMNS[6].width)[0] if measured else "", spark_style),
-            "update_ratio": (fmt.log10(track.value("update_ratio")), style),
-            "dead": (fmt.percent(track.value("act_dead_frac")), style),
-            "saturated": (fmt.percent(track.value("act_saturated_frac")), style),
-        }
         segments: list[Segment] = []
-        for column, cell_width in zip(COLUMNS, self._widths(width), strict=True):
-            text, cell_style = cells[column.key]
+        for cell in self.columns():
+            column = cell.column
+            key = column.key
+            cell_style = style
+            if key == "mark":
+                text, cell_style = MARKS.get(flag or "", " "), flagged
+            elif key == "name":
+                text, cell_style = track.name, flagged
+            elif key == "type":
+                text = track.layer_type
+            elif key == "params":
+                text = fmt.count(track.param_count)
+            elif key == "trainable":
+                # Without weights a layer is neither trainable nor frozen.
+                text = ("✓" if track.trainable else "✗") if has_weights(track) else fmt.MISSING
+                if not track.trainable:
+                    cell_style = muted
+            elif key == "history":
+                text = self._spark(track, cell.width) if measured else ""
+                cell_style = style + self.get_component_rich_style("layer-table--spark")
+            else:
+                assert column.metric is not None
+                value = track.value(column.metric)
+                if key == "grad_norm":
+                    text = fmt.number(value)
+                elif key == "update_ratio":
+                    text = fmt.log10(value)
+                else:
+                    text = fmt.percent(value)
+                level = severity(column.metric, value)
+                if level is not None:
+                    cell_style = style + self.get_component_rich_style(f"layer-table--{level}")
             if text == fmt.MISSING:
                 cell_style = muted
-            segments.append(Segment(fit(text, cell_width, column.right), cell_style))
+            segments.append(Segment(fit(text, cell.width, column.right), cell_style))
             segments.append(Segment(" ", style))
-        return Strip(segments).adjust_cell_length(width, style)
+        return Strip(segments[:-1]).adjust_cell_length(width, style)
+
+    def _spark(self, track: LayerTrack, width: int) -> str:
+        # Training-phase rows have no gradient: the sparkline skips those steps.
+        # One log scale for every row (the smallest to the largest norm shown), so a
+        # vanishing layer sits low and the output layer high.
+        values: Sequence[float] = track.recent_grads
+        if self.bounds is None:
+            return fmt.spark(list(values), width)[0]
+        return fmt.spark(list(values), width, bounds=self.bounds, log=True)[0]
