@@ -458,10 +458,14 @@ def loss_grid(comparison: Comparison, width: int,
                 else "no steps in either run")
     low, high = min(finite), max(finite)
     log = low > 0 and high / low > 100
-    labels = [fmt.number(high)] + [""] * (max(2, height) - 2) + [fmt.number(low)]
+    height = max(2, height)
+    if high > low:
+        labels = [fmt.number(high)] + [""] * (height - 2) + [fmt.number(low)]
+    else:  # one value: drawn at mid height, labelled there
+        labels = [""] * height
+        labels[round((height - 1) / 2)] = fmt.number(low)
     axis = max(len(label) for label in labels)
     plot_width = max(1, width - axis - 2)
-    height = len(labels)
     steps = max(len(values) for values in series.values())
     columns = min(steps, plot_width)
 

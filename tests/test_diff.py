@@ -279,6 +279,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith(f"gradscope: {foreign}:1 is not a gradscope event") and err.count("\n") == 1
     assert main(["diff", good, str(tmp_path)]) == 2
     assert "it is a directory" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["diff", str(empty), good]) == 2
+    assert capsys.readouterr().err == (
+        f"gradscope: cannot compare '{empty}': it is empty, not a recording\n")
     # a run that crashed before fit() has nothing to compare
     crashed = str(RECORDED / "crash-before-fit.jsonl")
     assert main(["diff", crashed, good]) == 2

@@ -34,7 +34,10 @@ def compare_files(before_path: str, after_path: str) -> Comparison:
     no diagnosis is one line (exit 2)."""
     reports = []
     for path in (before_path, after_path):
-        report = Report.from_events(_read(path))
+        events = _read(path)
+        if not events:
+            raise UsageError(f"cannot compare '{path}': it is empty, not a recording")
+        report = Report.from_events(events)
         reason = undiagnosed(report)
         if reason is not None:
             raise UsageError(f"cannot compare '{path}': {reason}")
