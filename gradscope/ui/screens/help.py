@@ -15,17 +15,33 @@ gradscope: why is my model not learning?
 
 Keys
   q, Ctrl-C   quit (a run still going is stopped)
-  Enter       open the layer under the cursor; Esc goes back
+  Tab         move between the verdicts and the layer table
+  ↑ ↓         on the verdicts: select one
+  Enter       open or fold the selected verdict (its message, fix, evidence)
+  v           every verdict in full, with evidence and gradscope's notes
+  Enter       on the table: open the layer under the cursor; Esc goes back
               on a layer: t its steps, h its histograms, c its config
   ↑ ↓ PgUp PgDn Home End: move in the layer table
-  Tab         move between the verdicts and the layer table
-  s           sort layers: forward order, grad norm, update ratio, dead %
+  s           sort layers: forward order, grad norm, update ratio, dead %,
+              saturated %, verdict severity, name, type, params, trainable
+  S           reverse the sort
+  f           only the layers a verdict names
   /           filter layers by name; Enter keeps the filter, Esc clears it
-  v           every verdict in full, with evidence and gradscope's notes
-  p           pause the view; events keep arriving, shown on resume
   e           export the table as shown: gradscope-export-<time>.csv
-  l           the run's output (prints, progress bars, a traceback); Esc back
+  p           pause the view of a live run; events keep arriving, shown on resume
+  l           the run's output (prints, progress bars, a traceback); Esc back;
+              there, t shows TensorFlow's start-up lines
   ?           this help; Esc closes it
+
+Mouse
+  click a layer to select it, double-click to open it; click a column's
+  header to sort by it (again: reversed); click a verdict to open or fold
+  it; the wheel scrolls the verdicts, the table, the log and this help;
+  a fix's code wider than the screen scrolls sideways (Shift+wheel)
+
+Status line: what the run does now (loading TensorFlow, static checks, probe
+  step i/N, experiment i/N, training: epoch e/E) and, at the end, the outcome
+  in words with the exit code.
 
 Verdicts: the most likely root cause first (the headline).
   ● error   ▲ warning   · info; a layer a verdict names has its mark
