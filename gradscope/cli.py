@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return diff.diff(ns.before, ns.after, text=ns.text)
         parser.print_usage(sys.stderr)
-        raise UsageError("give a command: `run SCRIPT.py` or `view RUN.jsonl` (see gradscope --help)")
+        raise UsageError("give a command: `run SCRIPT.py`, `view RUN.jsonl` or `diff BEFORE.jsonl AFTER.jsonl` (see gradscope --help)")
     except (UsageError, GradscopeError) as error:
         sys.stdout.flush()
         print(f"gradscope: {error}", file=sys.stderr)
