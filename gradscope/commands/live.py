@@ -24,6 +24,7 @@ from typing import IO, Any
 from gradscope import runner, signals
 from gradscope.events import Event, OutputLine, RunFinished, from_json
 from gradscope.options import RunOptions
+from gradscope.output_noise import tf_noise
 
 
 class LiveRun:
@@ -218,9 +219,3 @@ def child_args(run_args: list[str]) -> list[str]:
         kept.append(arg)
     return [*kept, "--", *script_part] if script_part else kept
 
-
-def tf_noise(line: str) -> bool:
-    """TensorFlow's start-up log lines (I0000/W0000 ..., absl notices)."""
-    return line[:5] in ("I0000", "W0000", "E0000") or line.startswith(
-        ("WARNING: All log messages", "To enable the following instructions")
-    )
