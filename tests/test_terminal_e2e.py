@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 class Terminal:
     """One tmux window running a plain bash, 100x30."""
 
-    def __init__(self, socket: Path) -> None:
+    def __init__(self, socket: Path, cwd: Path) -> None:
         self.socket = socket
+        self.cwd = cwd  # where the shell starts
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
@@ -53,6 +54,10 @@ class Terminal:
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "e2e")
 
+    def text(self) -> str:
+        """The pane with the lines the terminal wrapped joined back (-J), and its history."""
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "e2e")
+
     def wait_for(self, done: Callable[[str], bool], timeout: float = 180) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -76,7 +81,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         ["tmux", "-D", "-S", str(socket), "-f", "/dev/null"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    term = Terminal(socket)
+    term = Terminal(socket, tmp_path)
     try:
         deadline = time.monotonic() + 10
         while not socket.exists():
@@ -110,11 +115,13 @@ def test_a_user_reads_the_cause_drills_into_the_guilty_layer_and_quits_to_a_clea
     # Given a buggy demo run in a real terminal (the terminal's settings saved first)
     terminal.type(
         f"S=$(stty -g); {shlex.quote(sys.executable)} -m gradscope run --probe-only "
-        f"{shlex.quote(str(DEMO))}; echo EXIT\"=\"$?; [ \"$S\" = \"$(stty -g)\" ] && echo TTY\"=\"same"
+        f"--record run.jsonl {shlex.quote(str(DEMO))}; echo EXIT\"=\"$?;"
+        " [ \"$S\" = \"$(stty -g)\" ] && echo TTY\"=\"same"
     )
     # Then the layers fill in and the cause is the headline, with its fix
-    screen = terminal.wait_for(lambda text: "finished:" in text and "fix:" in text)
+    screen = terminal.wait_for(lambda text: "finished ·" in text and "fix:" in text)
     assert "most likely cause" in screen and "dead-relu · dense_1" in screen, screen
+    assert "· exit 1" in screen and "error verdict" in screen, screen
     assert "fix:" in screen
     for layer in ("dense ", "dense_1", "dense_2", "dense_3"):
         assert layer in screen
@@ -140,6 +147,19 @@ def test_a_user_reads_the_cause_drills_into_the_guilty_layer_and_quits_to_a_clea
     assert screen.rstrip().splitlines()[-1] == "PROMPT$"
     assert terminal.flag("alternate_on") == "0"
     assert terminal.flag("cursor_flag") == "1"
+
+    # and the diagnosis stays on the terminal: the headline's check, its fix, the record
+    from gradscope.commands.view import read_events
+    from gradscope.report import Report
+
+    top = Report.from_events(read_events(str(terminal.cwd / "run.jsonl"))).headline()
+    assert top is not None and top.check == "dead-relu"
+    left = terminal.text()
+    left = left[left.rindex("gradscope run --probe-only"):]  # what came after the command
+    assert "gradscope: most likely cause, of " in left, left
+    assert f"ERROR   {top.check} ({top.subject}):" in left, left
+    assert f"fix: {top.fix.splitlines()[0]}" in left, left
+    assert "--record run.jsonl" in left and "gradscope view run.jsonl" in left, left
 
 
 def test_q_while_the_probe_runs_stops_the_run_and_exits_130(terminal: Terminal) -> None:
