@@ -53,13 +53,6 @@ Level = Literal["error", "warning"]
 
 ALL_DEAD = 1.0  # dead-relu: "error at 1.0" (docs/checks.md)
 
-# Metric -> (threshold, what crossing it means), for the help text and the docs.
-THRESHOLDS: dict[str, tuple[tuple[str, float, Level], ...]] = {
-    "grad_norm": ((">=", EXPLODE_ERROR, "error"), ("<", ALL_ZERO, "warning")),
-    "update_ratio": ((">=", UPDATE_HIGH, "warning"), ("<=", UPDATE_LOW, "warning")),
-    "act_dead_frac": ((">=", ALL_DEAD, "error"), (">=", DEAD, "warning")),
-    "act_saturated_frac": ((">=", SATURATED, "warning"),),
-}
 _NONFINITE_IS_ERROR = frozenset({"grad_norm", "update_ratio", "act_mean", "act_std"})
 
 

@@ -1,9 +1,10 @@
 """The overview's bottom row of pictures: the loss chart (left) and the gradient
 norm by depth (right), side by side.
 
-Height: it follows the terminal (CSS, as a share of the screen): 5 rows at 24
-rows of terminal (a title line and 4 rows of chart), growing to 9 from about 40
-rows; the layer table above keeps the rest.
+Height: it follows the terminal (CSS: 24 % of the screen above the footer, 5 to
+9 rows): 5 rows at 24 rows of terminal (a title line and 4 rows of chart: both
+charts keep their axes), 6 at 30, 8 at 36, 9 from 39 rows on; the layer table
+above keeps the rest.
 
 Width: the two charts split it evenly down to NARROW columns (at 80 columns each
 gets 40, enough for an 11-layer depth chart and a 20-point loss). Below NARROW
@@ -34,7 +35,7 @@ class ChartsRow(Horizontal):
     """The charts under the layer table; `update_from` redraws what changed."""
 
     DEFAULT_CSS = """
-    ChartsRow { height: 23%; min-height: 5; max-height: 9; }
+    ChartsRow { height: 24%; min-height: 5; max-height: 9; }
     ChartsRow > LossChart { width: 1fr; }
     ChartsRow > DepthChart { width: 1fr; margin-left: 1; }
     ChartsRow.-narrow > LossChart { display: none; }
