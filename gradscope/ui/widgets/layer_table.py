@@ -23,12 +23,7 @@ from textual.strip import Strip
 from gradscope.report import RECENT_GRADS
 from gradscope.ui import format as fmt
 from gradscope.ui.state import DESCENDING, LayerTrack, has_weights
-
-try:  # the cell colours follow the checks' thresholds (gradscope/ui/thresholds.py)
-    from gradscope.ui.thresholds import severity
-except ImportError:  # pragma: no cover - only while thresholds.py is being written
-    def severity(metric: str, value: float | None) -> str | None:  # type: ignore[misc]
-        return None
+from gradscope.ui.thresholds import severity  # cell colours: the checks' thresholds
 
 
 class Column(NamedTuple):
@@ -70,9 +65,12 @@ LEVELS: tuple[tuple[bool, frozenset[str]], ...] = (
     (True, frozenset({"params", "type", "trainable", "saturated"})),
 )
 MIN_NAME, MIN_TYPE, MIN_HISTORY = 10, 6, 5
+# What a name and a type need to be read: the LEVELS give up room for them.
+READABLE_NAME, READABLE_TYPE = 20, 10
 # The flexible columns grow in this order, each to its target: a readable name
 # and type first, a short history, then each to all it can use.
-GROWTH = (("name", 16), ("type", 10), ("history", 16), ("name", 0), ("type", 0), ("history", 0))
+GROWTH = (("name", READABLE_NAME), ("type", READABLE_TYPE), ("history", 16), ("name", 0),
+          ("type", 0), ("history", 0))
 MARKS = {"error": "●", "warning": "▲", "info": "·"}
 ARROWS = {True: "▼", False: "▲"}  # descending (largest first), ascending
 
@@ -96,31 +94,37 @@ def layout(width: int, longest_name: int, longest_type: int,
     Every column gets its natural width: its widest content, and its header
     with room for the sort arrow (headers are never cut). Name, type and history
     start at a minimum and grow, in the GROWTH order, up to the longest name,
-    the longest type and `history` values; room beyond is left blank. When even
-    the minimums do not fit, the LEVELS give up room: short labels, then
-    params, type, T and sat. Past the last level the row is cropped.
+    the longest type and `history` values; room beyond is left blank. When the
+    names (up to READABLE_NAME) and types (READABLE_TYPE) do not fit, the LEVELS
+    give up room: short labels, then params, type, T and sat; failing that, the
+    first level whose minimums fit, and past the last level the row is cropped.
     """
     wants = {"name": longest_name, "type": longest_type, "history": history}
+    readable = {"name": min(longest_name, READABLE_NAME), "type": min(longest_type, READABLE_TYPE)}
     chosen: tuple[Cell, ...] = ()
-    for short, dropped in LEVELS:
-        columns = [column for column in COLUMNS if column.key not in dropped]
-        widths: dict[str, int] = {}
-        labels: dict[str, str] = {}
-        for column in columns:
-            label = column.short if short else column.label
-            labels[column.key] = label
-            header = len(label) + (1 if column.key in SORTED_COLUMN.values() else 0)
-            if column.key == "name":
-                widths["name"] = max(header, min(longest_name, MIN_NAME))
-            elif column.key == "type":
-                widths["type"] = max(header, min(longest_type, MIN_TYPE))
-            elif column.key == "history":
-                widths["history"] = max(len(label), MIN_HISTORY)
-            else:
-                widths[column.key] = max(header, column.width)
-        used = sum(widths.values()) + len(columns) - 1
-        chosen = tuple(Cell(c, widths[c.key], labels[c.key]) for c in columns)
-        if used <= width:
+    for needs in (readable, {}):
+        for short, dropped in LEVELS:
+            columns = [column for column in COLUMNS if column.key not in dropped]
+            widths: dict[str, int] = {}
+            labels: dict[str, str] = {}
+            for column in columns:
+                label = column.short if short else column.label
+                labels[column.key] = label
+                header = len(label) + (1 if column.key in SORTED_COLUMN.values() else 0)
+                if column.key == "name":
+                    widths["name"] = max(header, min(longest_name, MIN_NAME))
+                elif column.key == "type":
+                    widths["type"] = max(header, min(longest_type, MIN_TYPE))
+                elif column.key == "history":
+                    widths["history"] = max(len(label), MIN_HISTORY)
+                else:
+                    widths[column.key] = max(header, column.width)
+            used = sum(widths.values()) + len(columns) - 1
+            chosen = tuple(Cell(c, widths[c.key], labels[c.key]) for c in columns)
+            short_of = sum(max(0, need - widths[key]) for key, need in needs.items()
+                           if key in widths)
+            if used + short_of > width:
+                continue
             spare = width - used
             for key, target in GROWTH:
                 if key not in widths or spare <= 0:
