@@ -158,6 +158,8 @@ def x_label(columns: Sequence[Column], layer_count: int, width: int) -> str:
     per = math.ceil(layer_count / len(columns)) if columns else 1
     how = f" · each column the min of {per} layers" if per > 1 else ""
     short_how = " · min per column" if per > 1 else ""
+    if layer_count == 1:
+        return next((o for o in (f"layer {a} {first.names[0]}", f"layer {a}") if len(o) <= width), "")
     options = [
         f"layer {a} {first.names[0]} → {b} {last.names[-1]}, input → output{how}",
         f"layer {a} → {b}, input → output{how}",

@@ -96,7 +96,9 @@ def loss_title(points: Sequence[LossPoint]) -> str:
         finite = [v for v in every if math.isfinite(v)]
         return f"Loss flat at {fmt.number(finite[-1], 4)} ({how_many})"
     parts = []
-    if own:
+    if len(own) == 1:
+        parts.append(fmt.number(own[0], 4))
+    elif own:
         parts.append(f"{fmt.number(own[0], 4)} → {fmt.number(own[-1], 4)}")
         finite = [v for v in own if math.isfinite(v)]
         if finite:
