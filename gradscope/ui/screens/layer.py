@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import ClassVar
@@ -52,6 +53,7 @@ def layer_title(track: LayerTrack) -> str:
 # the others': log10 for norms and update ratios (they span decades), linear for
 # activation figures, 0..1 for shares.
 LOG_METRICS = frozenset({"grad_norm", "weight_norm", "update_ratio"})
+SCAN_EVERY = 1.0  # seconds between two scans of every layer's history for the shared scales
 FIXED_BOUNDS = {"act_dead_frac": (0.0, 1.0), "act_saturated_frac": (0.0, 1.0)}
 
 
@@ -85,6 +87,8 @@ class SeriesPanel(Widget):
         self.tracks = layers if layers is not None else {track.name: track}
         self.border_title = "Per step · each metric on one scale shared by all layers"
         self._scales: tuple[object, dict[str, tuple[tuple[float, float] | None, bool]]] = (None, {})
+        self._scanned = 0.0
+        self._rescan_due = False
 
     def severity_style(self, level: str | None) -> Style | str:
         if level is None:
@@ -94,10 +98,23 @@ class SeriesPanel(Widget):
     def scales(self) -> dict[str, tuple[tuple[float, float] | None, bool]]:
         """Each metric's shared (bounds, log), recomputed when any layer's history grows."""
         key = (len(self.tracks), sum(track.samples for track in self.tracks.values()))
+        now = time.monotonic()
+        # A 1000-layer model's history is 700k figures (~0.1 s to scan): at most
+        # once a second while a run streams in; values past a stale bound clamp.
         if self._scales[0] != key:
-            tracks = list(self.tracks.values())
-            self._scales = (key, {name: metric_scale(tracks, name) for _, _, name, _ in SERIES})
+            if not self._scales[1] or now - self._scanned >= SCAN_EVERY:
+                tracks = list(self.tracks.values())
+                self._scales = (key, {name: metric_scale(tracks, name) for _, _, name, _ in SERIES})
+                self._scanned = now
+            elif not self._rescan_due and self.is_mounted:
+                # Drawn again once the second is up, should no event come to ask for it.
+                self._rescan_due = True
+                self.set_timer(SCAN_EVERY - (now - self._scanned), self._rescan)
         return self._scales[1]
+
+    def _rescan(self) -> None:
+        self._rescan_due = False
+        self.refresh()
 
     def render(self) -> Text:
         width = self.content_region.width
