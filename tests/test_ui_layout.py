@@ -138,6 +138,23 @@ async def test_the_headlines_whole_message_and_every_fix_line_are_on_screen(size
 
 
 @pilot_test
+async def test_a_resized_terminal_gives_the_room_back_to_the_table():
+    app = replay(recorded("vanishing-gradient"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert len(layer_rows_shown(app)) == 3
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, 0.1)
+        # every layer in view, and the headline still whole
+        assert len(layer_rows_shown(app)) == 11
+        assert "BatchNormalization()" in screen_text(app)
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot, 0.1)
+        assert len(layer_rows_shown(app)) == 3
+        assert "BatchNormalization()" in screen_text(app)
+
+
+@pilot_test
 async def test_fix_code_is_never_wrapped_it_scrolls_sideways():
     # Given a headline whose fix has a code line wider than an 80-column terminal
     code = ("    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), "

@@ -211,7 +211,8 @@ class VerdictPanel(VerticalScroll):
 
     def action_select(self, delta: int) -> None:
         items = self.items()
-        if not items:
+        if not items or self._all_full:
+            # Nothing to select (a layer's screen shows every verdict whole): scroll.
             self.scroll_relative(y=delta, animate=False)
             return
         self.selected = max(0, min(len(items) - 1, self.selected + delta))
