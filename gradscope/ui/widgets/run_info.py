@@ -150,6 +150,8 @@ def status_text(state: RunState, paused: bool, held: int, dropped: int, *,
             tail.append("l shows the traceback")
         elif finished.status not in ("ok", "probe-only") and state.output_total:
             tail.append("l shows the run's output")
+    elif not live and state.revision == 0:
+        head, middle = "", "this recording holds no events"
     else:
         head = "" if live else "the recording ends here"
         middle = phase_text(state)
