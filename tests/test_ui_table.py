@@ -410,3 +410,29 @@ async def test_a_1000_layer_table_formats_only_the_rows_on_screen(monkeypatch):
         await pilot.press("s")
         assert table(app).visible_names()[0] == "layer_0999"
         assert 0 < len(calls) <= 2 * table(app).size.height
+
+
+def test_the_shared_scale_follows_the_window_of_recent_gradients():
+    # given a stream where the extremes come and go out of each layer's recent
+    # window (64 norms), with zeros, NaNs, infinities and training rows without any
+    import random
+
+    from gradscope.report import Report
+    from gradscope.ui.state import TableFigures
+
+    rng = random.Random(1)
+    report, figures = Report(), TableFigures()
+    names = ("a", "b", "c")
+    for step in range(1, 400):
+        rows = []
+        for name in names:
+            grad = rng.choice([None, 0.0, math.nan, math.inf, 10 ** rng.uniform(-9, 3)])
+            rows.append(LayerRow(name, "Dense", 1, True, grad_norm=grad))
+        report.apply(LayerStats("probe", step, tuple(rows)))
+        if rng.random() < 0.3:  # the table refreshes now and then, not every step
+            continue
+        shown = [v for track in report.layers.values() for v in track.recent_grads
+                 if 0 < v < math.inf]
+        # then the scale is exactly the smallest and largest positive norm kept
+        assert figures.grad_bounds(report.layers.values()) == (
+            (min(shown), max(shown)) if shown else None)

@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import NamedTuple
-from weakref import WeakKeyDictionary
 
 from gradscope.report import METRICS, LayerTrack, LossPoint, Report, named_layers
 from gradscope.sinks.layer_csv import COLUMNS, format_cell
@@ -21,8 +20,8 @@ from gradscope.verdicts import SEVERITY_ORDER
 RunState = Report
 
 __all__ = ["EXPORT_COLUMNS", "METRICS", "SORTS", "SORT_LABELS", "FigureSource", "LayerTrack",
-           "LossPoint", "RunState", "export_csv", "figure_sources", "figures_title",
-           "grad_bounds", "has_weights", "named_layers", "ordered_layers", "sort_label"]
+           "LossPoint", "RunState", "TableFigures", "export_csv", "has_weights", "named_layers",
+           "ordered_layers", "sort_label"]
 
 # The table's sort orders, in the order `s` cycles through them: the figures
 # that say what is wrong first, then the verdicts' marks, then the description.
@@ -125,46 +124,7 @@ def ordered_layers(report: Report, sort: str = "forward", needle: str = "", *,
     return news + [track for _, track in keyed] + absent
 
 
-# --- the shared scale of the history column ------------------------------------------
-
-_BOUNDS: WeakKeyDictionary[LayerTrack, tuple[int, float | None, float | None]] = \
-    WeakKeyDictionary()
-
-
-def _positive_range(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    # min/max skip a NaN unless it comes first; a NaN, 0 or inf result takes the careful way.
-    low, high = min(values), max(values)
-    if not (0 < low and math.isfinite(low) and math.isfinite(high)):
-        positive = [v for v in values if v > 0 and math.isfinite(v)]
-        if not positive:
-            return None, None
-        low, high = min(positive), max(positive)
-    return low, high
-
-
-def grad_bounds(tracks: Iterable[LayerTrack]) -> tuple[float, float] | None:
-    """The smallest and largest positive finite gradient norm among the tracks'
-    recent ones: the history column's shared (log) scale, so that rows compare
-    with each other. None when there is none. Each track's range is cached
-    until it gets a new sample."""
-    low: float | None = None
-    high: float | None = None
-    for track in tracks:
-        cached = _BOUNDS.get(track)
-        if cached is None or cached[0] != track.samples:
-            cached = (track.samples, *_positive_range(track.recent_grads))  # type: ignore[arg-type]
-            _BOUNDS[track] = cached
-        _, track_low, track_high = cached
-        if track_low is not None and (low is None or track_low < low):
-            low = track_low
-        if track_high is not None and (high is None or track_high > high):
-            high = track_high
-    return None if low is None or high is None else (low, high)
-
-
-# --- where each figure comes from -----------------------------------------------------
+# --- per refresh: the history's shared scale, where each figure comes from ---------------
 
 
 class FigureSource(NamedTuple):
@@ -175,6 +135,34 @@ class FigureSource(NamedTuple):
         return f"{self.phase}:{self.step}"
 
 
+class _Range:
+    """One track's smallest and largest positive finite recent gradient norm, with
+    how many samples ago each was recorded (an upper bound: not every sample has
+    a gradient), so that one leaving the kept window is noticed."""
+
+    __slots__ = ("high", "high_age", "low", "low_age", "samples")
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.low: float | None = None
+        self.high: float | None = None
+        self.low_age = self.high_age = 0
+
+    def rescan(self, grads: Sequence[float]) -> None:
+        self.low = self.high = None
+        count = len(grads)
+        for index, value in enumerate(grads):
+            self.take(value, count - 1 - index)
+
+    def take(self, value: float, age: int) -> None:
+        if not 0 < value < math.inf:  # NaN, 0 and inf have no place on a log scale
+            return
+        if self.low is None or value < self.low or (value == self.low and age < self.low_age):
+            self.low, self.low_age = value, age
+        if self.high is None or value > self.high or (value == self.high and age < self.high_age):
+            self.high, self.high_age = value, age
+
+
 class _Sources:
     __slots__ = ("at", "samples")
 
@@ -183,95 +171,139 @@ class _Sources:
         self.at: dict[str, tuple[str, int, float]] = {}
 
 
-_SOURCES: WeakKeyDictionary[LayerTrack, _Sources] = WeakKeyDictionary()
 _METRIC_COLUMN = {name: index + 2 for index, name in enumerate(METRICS)}
-
-
-def figure_sources(track: LayerTrack) -> dict[str, FigureSource]:
-    """For each metric the table shows of the layer (`track.value`, its latest
-    measured figure), the (phase, step) it was measured at. During the user's
-    own training the rows measure weights only, so a layer's gradient and
-    activation figures come from the probe's last step.
-
-    Incremental: only the samples that arrived since the last call are read
-    (newest first, stopping once every metric the layer ever had is found). A
-    figure whose step fell out of the kept history is left out.
-    """
-    sources = _SOURCES.get(track)
-    if sources is None:
-        sources = _SOURCES[track] = _Sources()
-    new = track.samples - sources.samples
-    if new > 0:
-        wanted = list(track.known)  # the metrics the layer ever had
-        for entry in islice(reversed(track.history), min(new, len(track.history))):
-            still: list[str] = []
-            for name in wanted:
-                figure = entry[_METRIC_COLUMN[name]]
-                if figure is None:
-                    still.append(name)
-                else:
-                    sources.at[name] = (entry[0], entry[1], figure)
-            wanted = still
-            if not wanted:
-                break
-        sources.samples = track.samples
-    found: dict[str, FigureSource] = {}
-    for name, (phase, step, figure) in sources.at.items():
-        shown = track.known.get(name)
-        # The figure on show is the one found (a sample lost from the history since
-        # the last call could have replaced it: then the step is unknown).
-        if shown is figure or shown == figure or (
-                shown is not None and math.isnan(shown) and math.isnan(figure)):
-            found[name] = FigureSource(phase, step)
-    return found
-
-
 # What the table's columns show, by the metrics they read (the title's wording).
 _SHOWN = (("grad norm", ("grad_norm",)), ("log upd", ("update_ratio",)),
           ("dead/sat", ("act_dead_frac", "act_saturated_frac")))
 _PHASE_ORDER = {"probe": 0, "train": 1}
 
 
-def _where(sources: set[FigureSource]) -> str:
-    ordered = sorted(sources, key=lambda s: (_PHASE_ORDER.get(s.phase, 2), s.phase, s.step))
-    first, last = ordered[0], ordered[-1]
+class TableFigures:
+    """What the table derives from every layer at each refresh, kept per track
+    between refreshes so that a refresh reads only the samples that arrived
+    since the last one (a 1000-layer model refreshes ten times a second):
+    the history column's shared scale and where each figure comes from.
 
-    def one(source: FigureSource, steps: bool = False) -> str:
-        if source.phase == "train":
-            return f"epoch{'s' if steps else ''} {source.step}"
-        return f"{source.phase} step{'s' if steps else ''} {source.step}"
+    One per table (tracks are held until the table goes)."""
 
-    if first == last:
-        return one(first)
-    if first.phase == last.phase:
-        return f"{one(first, steps=True)}–{last.step}"
-    return f"{one(first)} to {one(last)}"
+    def __init__(self) -> None:
+        self._ranges: dict[LayerTrack, _Range] = {}
+        self._sources: dict[LayerTrack, _Sources] = {}
+
+    def grad_bounds(self, tracks: Iterable[LayerTrack]) -> tuple[float, float] | None:
+        """The smallest and largest positive finite gradient norm among the
+        tracks' recent ones (`recent_grads`): the history column's shared (log)
+        scale, so that rows compare with each other. None when there is none."""
+        low: float | None = None
+        high: float | None = None
+        ranges = self._ranges
+        for track in tracks:
+            span = ranges.get(track)
+            if span is None:
+                span = ranges[track] = _Range()
+                span.rescan(track.recent_grads)
+            elif span.samples != track.samples:
+                grads = track.recent_grads
+                new = track.samples - span.samples
+                span.low_age += new
+                span.high_age += new
+                if span.low is not None and max(span.low_age, span.high_age) >= len(grads):
+                    span.rescan(grads)  # an extreme may have left the window
+                else:  # the newest `new` values hold every one that came in
+                    for age, value in enumerate(islice(reversed(grads), min(new, len(grads)))):
+                        span.take(value, age)
+            span.samples = track.samples
+            if span.low is not None and (low is None or span.low < low):
+                low = span.low
+            if span.high is not None and (high is None or span.high > high):
+                high = span.high
+        return None if low is None or high is None else (low, high)
+
+    def sources(self, track: LayerTrack) -> dict[str, FigureSource]:
+        """For each metric the table shows of the layer (`track.value`, its latest
+        measured figure), the (phase, step) it was measured at. During the user's
+        own training the rows measure weights only, so a layer's gradient and
+        activation figures come from the probe's last step.
+
+        Only the samples that arrived since the last call are read (newest first,
+        stopping once every metric the layer ever had is found). A figure whose
+        step fell out of the kept history is left out.
+        """
+        found = self._sources.get(track)
+        if found is None:
+            found = self._sources[track] = _Sources()
+        new = track.samples - found.samples
+        if new > 0:
+            wanted = list(track.known)  # the metrics the layer ever had
+            for entry in islice(reversed(track.history), min(new, len(track.history))):
+                still: list[str] = []
+                for name in wanted:
+                    figure = entry[_METRIC_COLUMN[name]]
+                    if figure is None:
+                        still.append(name)
+                    else:
+                        found.at[name] = (entry[0], entry[1], figure)
+                wanted = still
+                if not wanted:
+                    break
+            found.samples = track.samples
+        sources: dict[str, FigureSource] = {}
+        for name, (phase, step, figure) in found.at.items():
+            shown = track.known.get(name)
+            # The figure on show is the one found (a sample lost from the history
+            # since the last call could have replaced it: then the step is unknown).
+            if shown is figure or shown == figure or (
+                    shown is not None and math.isnan(shown) and math.isnan(figure)):
+                sources[name] = FigureSource(phase, step)
+        return sources
+
+    def title(self, tracks: Iterable[LayerTrack]) -> str:
+        """Where the table's figures come from, for its title: `figures: probe
+        step 5` when every figure is from one step, else the step most columns
+        share first, then the others by column: `figures: probe step 5, log upd:
+        epoch 15`. Empty before any figure."""
+        per_column: dict[str, set[tuple[str, int]]] = {label: set() for label, _ in _SHOWN}
+        for track in tracks:
+            sample = track.latest
+            if sample is None:
+                continue
+            row, here = sample.row, (sample.phase, sample.step)
+            earlier: dict[str, FigureSource] | None = None
+            for label, metrics in _SHOWN:
+                for metric in metrics:
+                    if getattr(row, metric) is not None:  # measured by the latest sample
+                        per_column[label].add(here)
+                    elif metric in track.known:  # measured before: find when
+                        if earlier is None:
+                            earlier = self.sources(track)
+                        source = earlier.get(metric)
+                        if source is not None:
+                            per_column[label].add(source)
+        groups: dict[str, list[str]] = {}
+        for label, seen in per_column.items():
+            if seen:
+                groups.setdefault(_where(seen), []).append(label)
+        if not groups:
+            return ""
+        ranked = sorted(groups.items(), key=lambda group: -len(group[1]))  # stable
+        first = f"figures: {ranked[0][0]}"
+        return ", ".join([first, *(f"{'/'.join(labels)}: {where}" for where, labels in ranked[1:])])
 
 
-def figures_title(tracks: Iterable[LayerTrack]) -> str:
-    """Where the table's figures come from, for its title: `figures: probe step 5`
-    when every figure is from one step, else the step most columns share first,
-    then the others by column: `figures: probe step 5, log upd: epoch 15`.
-    Empty before any figure."""
-    per_column: dict[str, set[FigureSource]] = {label: set() for label, _ in _SHOWN}
-    for track in tracks:
-        if track.latest is None:
-            continue
-        sources = figure_sources(track)
-        for label, metrics in _SHOWN:
-            for metric in metrics:
-                source = sources.get(metric)
-                if source is not None:
-                    per_column[label].add(source)
-    groups: dict[str, list[str]] = {}
-    for label, seen in per_column.items():
-        if seen:
-            groups.setdefault(_where(seen), []).append(label)
-    if not groups:
-        return ""
-    ranked = sorted(groups.items(), key=lambda group: -len(group[1]))  # stable
-    first = f"figures: {ranked[0][0]}"
-    return ", ".join([first, *(f"{'/'.join(labels)}: {where}" for where, labels in ranked[1:])])
+def _where(sources: set[tuple[str, int]]) -> str:
+    ordered = sorted(sources, key=lambda s: (_PHASE_ORDER.get(s[0], 2), s[0], s[1]))
+    (first_phase, first_step), (last_phase, last_step) = ordered[0], ordered[-1]
+
+    def one(phase: str, step: int, steps: bool = False) -> str:
+        if phase == "train":
+            return f"epoch{'s' if steps else ''} {step}"
+        return f"{phase} step{'s' if steps else ''} {step}"
+
+    if ordered[0] == ordered[-1]:
+        return one(first_phase, first_step)
+    if first_phase == last_phase:
+        return f"{one(first_phase, first_step, steps=True)}–{last_step}"
+    return f"{one(first_phase, first_step)} to {one(last_phase, last_step)}"
 
 
 # --- export -------------------------------------------------------------------------------
@@ -281,20 +313,23 @@ _METRIC_COLUMNS = COLUMNS[6:]
 EXPORT_COLUMNS = COLUMNS + tuple(f"{name}_from" for name in _METRIC_COLUMNS)
 
 
-def export_csv(path: str, tracks: Sequence[LayerTrack]) -> int:
+def export_csv(path: str, tracks: Sequence[LayerTrack],
+               figures: TableFigures | None = None) -> int:
     """Write the table as shown: one row per track, in the order given, with the
     figures the table shows (each metric's latest measured value) under the
     `--csv` columns, then `<metric>_from` (the `phase:step` each came from).
     `phase` and `step` are the layer's latest sample; a layer never measured has
     them empty, as its figures. Returns the row count; never overwrites a file.
+    `figures`: the table's own (it has read the history already).
     """
+    known = figures or TableFigures()
     count = 0
     with open(path, "x", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS)
         for track in tracks:
             sample = track.latest
-            sources = figure_sources(track) if sample is not None else {}
+            sources = known.sources(track) if sample is not None else {}
             writer.writerow([
                 sample.phase if sample else "",
                 sample.step if sample else "",

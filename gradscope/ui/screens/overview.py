@@ -16,9 +16,8 @@ from textual.widgets import Footer, Input
 from gradscope.ui.state import (
     SORTS,
     RunState,
+    TableFigures,
     export_csv,
-    figures_title,
-    grad_bounds,
     ordered_layers,
     sort_label,
 )
@@ -70,6 +69,7 @@ class OverviewScreen(Screen[None]):
         self.reverse = False
         self.needle = ""
         self.flagged_only = False  # only the layers a verdict names
+        self._figures = TableFigures()  # the table's scale and figures' steps, kept per layer
         self._seen: dict[str, object] = {}
 
     @property
@@ -121,7 +121,7 @@ class OverviewScreen(Screen[None]):
                                   flagged_only=self.flagged_only)
             # One scale for every row's history: the gradient norms of all layers.
             self.table.set_rows(rows, state.layer_flags(), self.sort, reverse=self.reverse,
-                                bounds=grad_bounds(state.layers.values()))
+                                bounds=self._figures.grad_bounds(state.layers.values()))
             title = f"Layers ({len(rows)}"
             if self.needle or self.flagged_only:
                 title += f" of {len(state.layers)}"
@@ -132,7 +132,7 @@ class OverviewScreen(Screen[None]):
             title += f") · sort: {sort_label(self.sort, self.reverse)}"
             # Where the figures come from: the verdicts quote medians over the probe
             # steps, the table one step's figures (the user's epochs measure weights only).
-            figures = figures_title(rows)
+            figures = self._figures.title(rows)
             self.table.border_title = f"{title} · {figures}" if figures else title
         self.query_one(ChartsRow).update_from(state, state.layer_flags())
 
@@ -248,7 +248,7 @@ class OverviewScreen(Screen[None]):
     def action_export(self) -> None:
         path = export_path()
         try:
-            count = export_csv(path, self.table.rows)
+            count = export_csv(path, self.table.rows, self._figures)
         except OSError as error:
             self.notify(f"cannot export to {path}: {error.strerror or error}", severity="error")
             return
