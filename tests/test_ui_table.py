@@ -196,6 +196,12 @@ async def test_a_click_on_a_header_sorts_by_it_and_a_second_click_reverses():
         assert table(app).visible_names() == sorted(VANISHING)
         assert read_table(app)[0]["name"] == "layer▲"
 
+        # the marks' column: the layers the verdicts name first, then the others in order
+        await click_header(pilot, app, "mark")
+        assert table(app).visible_names() == ["hidden_0", "out"] + VANISHING[1:-1]
+        assert read_table(app)[0]["mark"] == "▼"
+        assert "sort: verdict severity ▼" in str(table(app).border_title)
+
 
 def nan_run() -> list[Event]:
     infos = tuple(LayerInfo(n, "Dense", 10, True) for n in ("a", "b", "c", "d"))
