@@ -51,7 +51,6 @@ COLUMNS = (
     Column("saturated", "sat", "sat", 4, right=True, sort="saturated",
            metric="act_saturated_frac"),
 )
-_BY_KEY = {column.key: column for column in COLUMNS}
 # The column whose header carries the sort's arrow.
 SORTED_COLUMN = {column.sort: column.key for column in COLUMNS
                  if column.sort and column.key != "history"}
