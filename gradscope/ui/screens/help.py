@@ -46,10 +46,10 @@ Status line: what the run does now (loading TensorFlow, static checks, probe
 Verdicts: the most likely root cause first (the headline).
   ● error   ▲ warning   · info; a layer a verdict names has its mark
 
-Layer table (latest step)
-  T           ✓ trainable, ✗ frozen
+Layer table (latest measured figures; the title says from which step)
+  T           ✓ trainable, ✗ frozen, – no weights
   grad norm   L2 norm of the layer's gradient
-  history     grad norm, last steps (log scale if it spans decades)
+  history     grad norm, last steps, on one log scale shared by all rows
   log upd     log10(|update| / |weights|) per step: about -3 is healthy,
               below -6 barely learns, above -1 is unstable, -∞ no update
   dead        units that output 0 for every sample (ReLU-like layers)
