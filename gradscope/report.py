@@ -88,15 +88,29 @@ class LayerTrack:
     recent_grads: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_GRADS))
 
     def record(self, phase: str, step: int, row: LayerRow) -> None:
+        # Written out metric by metric: a 1000-layer model streams 1000 of these
+        # per step into the UI's thread, and a loop over METRICS costs twice as much.
         self.latest = Sample(phase, step, row)
-        entry = (phase, step, row.grad_norm, row.weight_norm, row.update_ratio,
-                 row.act_mean, row.act_std, row.act_saturated_frac, row.act_dead_frac)
-        self.history.append(entry)
-        for name, value in zip(METRICS, entry[2:], strict=True):
-            if value is not None:
-                self.known[name] = value
-        if row.grad_norm is not None:
-            self.recent_grads.append(row.grad_norm)
+        grad, weight, update = row.grad_norm, row.weight_norm, row.update_ratio
+        mean, std = row.act_mean, row.act_std
+        saturated, dead = row.act_saturated_frac, row.act_dead_frac
+        self.history.append((phase, step, grad, weight, update, mean, std, saturated, dead))
+        known = self.known
+        if grad is not None:
+            known["grad_norm"] = grad
+            self.recent_grads.append(grad)
+        if weight is not None:
+            known["weight_norm"] = weight
+        if update is not None:
+            known["update_ratio"] = update
+        if mean is not None:
+            known["act_mean"] = mean
+        if std is not None:
+            known["act_std"] = std
+        if saturated is not None:
+            known["act_saturated_frac"] = saturated
+        if dead is not None:
+            known["act_dead_frac"] = dead
         self.samples += 1
 
     def value(self, metric: str) -> float | None:

@@ -5,19 +5,26 @@ No TensorFlow, no Keras: `gradscope view` opens instantly and the tests need nei
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from gradscope.events import Event
 from gradscope.ui.screens.help import HelpScreen
 from gradscope.ui.screens.log import LogScreen
 from gradscope.ui.screens.overview import OverviewScreen
-from gradscope.ui.sources import EventSource, QueueSource
+from gradscope.ui.sources import EventSource, QueueSource, weight
 from gradscope.ui.state import RunState
 
 REFRESH_INTERVAL = 0.1  # seconds: at most ten redraws a second, however fast events come
+# Layer rows folded in one go (about 1-3 ms): a bigger drain is folded in slices
+# of this size with the event loop free between them, so a key press never
+# waits for a whole tick's worth of a 1000-layer model's steps.
+FOLD_SLICE_ROWS = 1000
 
 
 class GradscopeApp(App[None]):
@@ -45,6 +52,9 @@ class GradscopeApp(App[None]):
         self.paused = False
         # While paused, drained events wait here (bounded the same way as a live channel).
         self._held = QueueSource()
+        # Events drained but not folded yet (a large drain is folded in slices).
+        self._backlog = QueueSource()
+        self._folding = False
 
     def get_default_screen(self) -> Screen[None]:
         return OverviewScreen(self.state)
@@ -56,15 +66,41 @@ class GradscopeApp(App[None]):
         self.set_interval(self.refresh_interval, self.drain)
 
     def drain(self) -> None:
-        """Take what the source has; fold it in and redraw, unless the view is paused."""
+        """Take what the source has; fold it in and redraw, unless the view is paused.
+
+        A small drain is folded at once; a large one (a 1000-layer model's
+        steps streaming in) in slices, with the event loop free between them.
+        """
         events = self.source.drain()
         if self.paused:
             if events:
                 self._held.put_many(events)
                 self._refresh_screen()
             return
-        if self.state.apply_all(events):
-            self._refresh_screen()
+        if not events:
+            return
+        if self._folding:
+            self._backlog.put_many(events)
+        elif sum(weight(e) for e in events) <= FOLD_SLICE_ROWS:
+            if self.state.apply_all(events):
+                self._refresh_screen()
+        else:
+            self._backlog.put_many(events)
+            self._folding = True
+            self.run_worker(self._fold_backlog(), group="fold", exit_on_error=False)
+
+    async def _fold_backlog(self) -> None:
+        try:
+            while True:
+                events = self._backlog.drain()
+                if not events:
+                    break
+                for chunk in _slices(events, FOLD_SLICE_ROWS):
+                    self.state.apply_all(chunk)
+                    await asyncio.sleep(0)  # a key press may be handled here
+                self._refresh_screen()
+        finally:
+            self._folding = False
 
     def _refresh_screen(self) -> None:
         # Only the screen on top is redrawn; one that comes back redraws on resume.
@@ -82,7 +118,7 @@ class GradscopeApp(App[None]):
         return self._held.pending()
 
     def dropped_count(self) -> int:
-        return int(getattr(self.source, "dropped", 0)) + self._held.dropped
+        return int(getattr(self.source, "dropped", 0)) + self._held.dropped + self._backlog.dropped
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -98,3 +134,18 @@ class GradscopeApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+
+def _slices(events: list[Event], rows: int) -> Iterator[list[Event]]:
+    """`events` in order, cut into runs of at most `rows` layer rows (at least one event)."""
+    chunk: list[Event] = []
+    used = 0
+    for event in events:
+        cost = weight(event)
+        if chunk and used + cost > rows:
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(event)
+        used += cost
+    if chunk:
+        yield chunk

@@ -40,7 +40,7 @@ class ReplaySource:
         return events
 
 
-def _weight(event: Event) -> int:
+def weight(event: Event) -> int:
     # A 1000-layer LayerStats costs the UI 1000 times what a StepStats does.
     return max(1, len(event.rows)) if isinstance(event, LayerStats) else 1
 
@@ -71,7 +71,7 @@ class QueueSource:
         with self._lock:
             self._items.append(event)
             if isinstance(event, STALE_TYPES):
-                self._stale_weight += _weight(event)
+                self._stale_weight += weight(event)
                 if self._stale_weight > self.max_rows:
                     self._compact()
 
@@ -105,15 +105,15 @@ class QueueSource:
         full = False
         for event in reversed(self._items):
             if isinstance(event, STALE_TYPES):
-                weight = _weight(event)
+                cost = weight(event)
                 kind = type(event)
                 # Keep an unbroken window of the newest samples, and always the newest of each kind.
-                full = full or (kind in newest_seen and used + weight > budget)
+                full = full or (kind in newest_seen and used + cost > budget)
                 if full and kind in newest_seen:
                     self.dropped += 1
                     continue
                 newest_seen.add(kind)
-                used += weight
+                used += cost
             kept.append(event)
         kept.reverse()
         self._items = kept
