@@ -433,7 +433,7 @@ async def test_the_log_folds_tensorflows_start_up_lines_into_one_and_t_shows_the
         await settle(pilot)
         shown = [line.strip() for line in screen_text(app).splitlines()]
         # Then the log's top is the run's own output, under one muted line
-        assert shown[0].startswith("output of the run · 7 lines")
+        assert shown[0].startswith("output of the run · 2 lines")  # its own, not TF's
         assert shown[1] == "5 TensorFlow start-up lines hidden · t shows them"
         assert shown[2:4] == ["Epoch 1/5", "157/157 - 1s - loss: 2.30"]
         assert "I0000" not in screen_text(app) and "absl" not in screen_text(app)

@@ -2,8 +2,9 @@
 crashed, its traceback), captured so it never draws over the UI.
 
 TensorFlow's start-up lines are folded into one muted line (`t` shows them);
-the record keeps them. A recording made headless holds no output: the
-screen says so, and shows the script's traceback when it raised.
+the record keeps them. A recording made headless holds no output (but
+TensorFlow's start-up lines): the screen says so, and shows the script's
+traceback when it raised.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LogScreen(Screen[None]):
         self.live = live
         self.show_noise = False
         self.hidden = 0  # TensorFlow start-up lines not shown
+        self.printed = 0  # lines the run printed that are not TensorFlow's start-up
         self._shown = 0  # output_total when last drawn
         self._traceback_shown = False
 
@@ -61,6 +63,7 @@ class LogScreen(Screen[None]):
         self.query_one(RichLog).clear()
         self._shown = 0
         self.hidden = 0
+        self.printed = 0
         self._traceback_shown = False
         self.refresh_view()
 
@@ -71,15 +74,18 @@ class LogScreen(Screen[None]):
         lines = list(state.output)[-new:] if new > 0 else []
         hidden_before = self.hidden
         for line in lines:
-            if not self.show_noise and tf_noise(line.text):
+            noise = tf_noise(line.text)
+            self.printed += not noise
+            if noise and not self.show_noise:
                 self.hidden += 1
                 continue
             log.write(line.text)
         self._shown = state.output_total
         finished = state.finished
-        if (not state.output_total and finished is not None and finished.traceback
+        if (not self.printed and finished is not None and finished.traceback
                 and not self._traceback_shown):
-            # A headless recording: no output lines, but the traceback is in its end.
+            # A headless recording: no output lines (TensorFlow's start-up lines
+            # at most), but the traceback is in its end.
             self._traceback_shown = True
             for text in finished.traceback.rstrip("\n").splitlines():
                 log.write(text)
@@ -88,9 +94,9 @@ class LogScreen(Screen[None]):
             self.refresh_bindings()
 
     def _update_titles(self) -> None:
-        state, finished = self.state, self.state.finished
-        if state.output_total:
-            what = f"output of the run · {plural(state.output_total, 'line')}"
+        finished = self.state.finished
+        if self.printed:
+            what = f"output of the run · {plural(self.printed, 'line')}"
         elif self._traceback_shown:
             what = f"the script's traceback ({NO_OUTPUT})" if not self.live \
                 else "the script's traceback"
