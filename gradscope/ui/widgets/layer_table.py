@@ -307,9 +307,9 @@ class LayerTable(ScrollView, can_focus=True):
 
     def _row(self, track: LayerTrack, is_cursor: bool, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("layer-table--cursor") if is_cursor else base
-        muted = style + self.get_component_rich_style("layer-table--muted")
+        muted = style + self._ink("layer-table--muted")
         flag = self.flags.get(track.name)
-        flagged = style + self.get_component_rich_style(f"layer-table--{flag}") if flag else style
+        flagged = style + self._ink(f"layer-table--{flag}") if flag else style
         measured = track.latest is not None
         segments: list[Segment] = []
         for cell in self.columns():
@@ -331,7 +331,7 @@ class LayerTable(ScrollView, can_focus=True):
                     cell_style = muted
             elif key == "history":
                 text = self._spark(track, cell.width) if measured else ""
-                cell_style = style + self.get_component_rich_style("layer-table--spark")
+                cell_style = style + self._ink("layer-table--spark")
             else:
                 assert column.metric is not None
                 value = track.value(column.metric)
@@ -343,12 +343,18 @@ class LayerTable(ScrollView, can_focus=True):
                     text = fmt.percent(value)
                 level = severity(column.metric, value)
                 if level is not None:
-                    cell_style = style + self.get_component_rich_style(f"layer-table--{level}")
+                    cell_style = style + self._ink(f"layer-table--{level}")
             if text == fmt.MISSING:
                 cell_style = muted
             segments.append(Segment(fit(text, cell.width, column.right), cell_style))
             segments.append(Segment(" ", style))
         return Strip(segments[:-1]).adjust_cell_length(width, style)
+
+    def _ink(self, name: str) -> Style:
+        """A component style's colour and weight only: its background (the
+        widget's own) would paint over the cursor row's highlight."""
+        full = self.get_component_rich_style(name)
+        return Style(color=full.color, bold=full.bold, italic=full.italic, dim=full.dim)
 
     def _spark(self, track: LayerTrack, width: int) -> str:
         # Training-phase rows have no gradient: the sparkline skips those steps.
