@@ -49,6 +49,9 @@ def diagnosed(state: RunState) -> bool:
     return state.finished is not None or phase in ("train", "done")
 
 
+TABLE_ACTIONS = frozenset({"cycle_sort", "reverse_sort", "toggle_flagged", "filter", "export"})
+
+
 class OverviewScreen(Screen[None]):
     """Everything about the run on one screen; Enter opens a layer."""
 
@@ -154,6 +157,7 @@ class OverviewScreen(Screen[None]):
                           error=error, traceback=traceback)
         if crashed != self.has_class("-crashed"):
             self.set_class(crashed, "-crashed")
+            self.refresh_bindings()
             if crashed:
                 panel.focus()
         self.call_after_refresh(self.fit_verdicts)
@@ -205,6 +209,9 @@ class OverviewScreen(Screen[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The table's keys mean nothing while a crash before fit() hides the table.
+        if action in TABLE_ACTIONS and self.has_class("-crashed"):
+            return False
         # Esc is in the footer only while there is a filter to clear.
         if action == "clear_filter":
             return bool(self.needle) or self.flagged_only or self.has_class("-filtering")
