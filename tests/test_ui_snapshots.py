@@ -63,3 +63,90 @@ def test_help(svg, size):
 
 def test_filtering_at_80x24(svg):
     assert svg == take_svg_screenshot(replay_app(), press=["slash", "d", "e"], terminal_size=(80, 24))
+
+
+# --- real recorded runs (tests/data) ---------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def recorded(name: str) -> list:
+    from gradscope.commands.view import read_events
+
+    return read_events(str(DATA / name))
+
+
+def recorded_app(name: str, events: list | None = None):  # type: ignore[no-untyped-def]
+    from gradscope.ui import ReplaySource
+    from gradscope.ui.app import GradscopeApp
+
+    return GradscopeApp(ReplaySource(recorded(name) if events is None else events))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vanishing_gradient_after_verdicts(svg, size):
+    assert svg == take_svg_screenshot(recorded_app("vanishing-gradient.jsonl"), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vanishing_gradient_first_layer_drill_down(svg, size):
+    assert svg == take_svg_screenshot(recorded_app("vanishing-gradient.jsonl"), press=["enter"],
+                                      terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_crash_before_fit(svg, size):
+    assert svg == take_svg_screenshot(recorded_app("crash-before-fit.jsonl"), terminal_size=size)
+
+
+def _until(events: list, stop) -> list:  # type: ignore[no-untyped-def]
+    """The events of a recording up to and including the first one `stop` accepts."""
+    for index, event in enumerate(events):
+        if stop(event, events[: index + 1]):
+            return events[: index + 1]
+    raise AssertionError("the recording never reached that point")
+
+
+def _phase_events(phase: str) -> list:
+    """The healthy training's recording cut where the run is in `phase`."""
+    from gradscope.events import PhaseChanged, RunStarted, StepStats
+
+    events = recorded("healthy-training.jsonl")
+    if phase == "finished":
+        return events
+
+    def count(kind, where, seen) -> int:  # type: ignore[no-untyped-def]
+        return sum(1 for e in seen if isinstance(e, kind) and where(e))
+
+    stops = {
+        "loading": lambda e, seen: isinstance(e, RunStarted),
+        "script": lambda e, seen: isinstance(e, PhaseChanged) and e.phase == "script",
+        "static": lambda e, seen: isinstance(e, PhaseChanged) and e.phase == "static",
+        "probe": lambda e, seen: count(StepStats, lambda s: s.phase == "probe", seen) == 3,
+        "experiments": lambda e, seen: count(
+            PhaseChanged, lambda p: p.phase == "experiments", seen) == 2,
+        "train": lambda e, seen: count(StepStats, lambda s: s.phase == "train", seen) == 3,
+    }
+    return _until(events, stops[phase])
+
+
+PHASES = ["loading", "script", "static", "probe", "experiments", "train", "finished"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("phase", PHASES)
+def test_status_line_in_each_phase(svg, phase, size):
+    app = recorded_app("healthy-training.jsonl", _phase_events(phase))
+    assert svg == take_svg_screenshot(app, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_diff_of_the_vanishing_gradient_fix(svg, size):
+    from gradscope.compare import Comparison
+    from gradscope.report import Report
+    from gradscope.ui.diff_app import DiffApp
+
+    before = Report.from_events(recorded("vanishing-gradient.jsonl"))
+    after = Report.from_events(recorded("vanishing-gradient-fixed.jsonl"))
+    app = DiffApp(Comparison.of(before, after), "before.jsonl", "after.jsonl")
+    assert svg == take_svg_screenshot(app, terminal_size=size)
