@@ -94,7 +94,7 @@ def exit_text(report: Report, files: Mapping[str, str] | None = None, *,
         lines.append(format_verdict(top, colour=colour, width=width))
         if len(ranked) > 1:
             shown = ", ".join(v.check for v in ranked[1:6]) + (", ..." if len(ranked) > 6 else "")
-            lines.append(f"  and {count_others(ranked)}: {shown}")
+            lines.append(wrap(f"and {count_others(ranked)}: {shown}", "  ", "    ", width))
     elif report.model is not None:
         lines.append(f"gradscope: {report.nothing_found()}.")
         if ranked:
