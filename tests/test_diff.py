@@ -375,23 +375,28 @@ print("LOADED", loaded)
 
 
 def test_the_fix_of_the_vanishing_gradient_demo_shows_as_fixed(tmp_path):
-    # given the committed recording of the demo (10 sigmoid layers) and its fix
-    # (ReLU with He initialisation), recorded now by a real run
-    demo = (ROOT / "scripts" / "demo" / "vanishing-gradient.py").read_text()
+    # given the demo (10 sigmoid layers) and its fix (ReLU with He initialisation),
+    # both recorded now by real runs (side by side: two processes)
+    demo_path = ROOT / "scripts" / "demo" / "vanishing-gradient.py"
+    demo = demo_path.read_text()
     fix = demo.replace('activation="sigmoid"',
                        'activation="relu", kernel_initializer="he_normal"')
     assert fix != demo
     (tmp_path / "fixed.py").write_text(fix)
-    recorded = subprocess.run(
-        [sys.executable, "-m", "gradscope", "run", "--headless", "--probe-only", "--seed", "0",
-         "--steps", "3", "--budget", "0", "--record", "after.jsonl", "fixed.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert recorded.returncode == 0, recorded.stderr
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gradscope", "run", "--headless", "--probe-only", "--seed", "0",
+             "--steps", "3", "--budget", "0", "--record", record, script],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for record, script in (("before.jsonl", str(demo_path)), ("after.jsonl", "fixed.py"))
+    ]
+    outcomes = [(run.communicate(timeout=300)[1], run.returncode) for run in runs]
+    assert outcomes[0][1] == 1, outcomes[0][0]  # the demo: an error verdict
+    assert outcomes[1][1] == 0, outcomes[1][0]  # its fix: none
 
     # when the two are compared
     done = subprocess.run(
-        [sys.executable, "-m", "gradscope", "diff", "--text",
-         str(RECORDED / "vanishing-gradient.jsonl"), "after.jsonl"],
+        [sys.executable, "-m", "gradscope", "diff", "--text", "before.jsonl", "after.jsonl"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
     # then the vanishing gradient went away, and the first layers' gradient grew most
