@@ -6,9 +6,12 @@ No TensorFlow, no Keras: `gradscope view` opens instantly and the tests need nei
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 from collections.abc import Iterator
 from typing import ClassVar
 
+import textual.screen
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -25,6 +28,20 @@ REFRESH_INTERVAL = 0.1  # seconds: at most ten redraws a second, however fast ev
 # of this size with the event loop free between them, so a key press never
 # waits for a whole tick's worth of a 1000-layer model's steps.
 FOLD_SLICE_ROWS = 1000
+# Textual draws a screen's changes on a timer of 1/TEXTUAL_FPS (60) seconds. When
+# a frame overran its slot (a data refresh's frame: 10-20 ms), that timer skips
+# ahead and waits one to two whole periods, 17-33 ms, before the next one: a key
+# pressed then waited that long to be drawn. With 2 ms, a change is drawn as
+# soon as the event loop is free; changes made together still share one frame.
+FRAME_PERIOD = 0.002
+
+
+def fast_frames() -> None:
+    """Screens made from now on draw their changes every FRAME_PERIOD at most
+    (unless the user chose a rate with TEXTUAL_FPS)."""
+    if "TEXTUAL_FPS" not in os.environ:
+        period = min(float(getattr(textual.screen, "UPDATE_PERIOD", FRAME_PERIOD)), FRAME_PERIOD)
+        setattr(textual.screen, "UPDATE_PERIOD", period)  # noqa: B010 (a Final in Textual)
 
 
 class GradscopeApp(App[None]):
@@ -44,6 +61,7 @@ class GradscopeApp(App[None]):
 
     def __init__(self, source: EventSource, *, refresh_interval: float = REFRESH_INTERVAL) -> None:
         super().__init__()
+        fast_frames()
         self.source = source
         # A recording (gradscope view) has nothing more to come: no pause to offer.
         self.live = bool(getattr(source, "live", True))
@@ -55,6 +73,7 @@ class GradscopeApp(App[None]):
         # Events drained but not folded yet (a large drain is folded in slices).
         self._backlog = QueueSource()
         self._folding = False
+        self._frozen = False  # gc.freeze() in force (see _freeze_heap)
 
     def get_default_screen(self) -> Screen[None]:
         return OverviewScreen(self.state)
@@ -63,7 +82,23 @@ class GradscopeApp(App[None]):
         # A replay shows at once: fold what is there now, draw once the screen is up.
         self.state.apply_all(self.source.drain())
         self.call_after_refresh(self._refresh_screen)
+        self.call_after_refresh(self._freeze_heap)
         self.set_interval(self.refresh_interval, self.drain)
+
+    def _freeze_heap(self) -> None:
+        """Leave what exists once the screen is up (modules, Textual's widgets and
+        styles: most of the objects the garbage collector tracks) out of its full
+        collections: each one would read them all again, a 30-60 ms pause that a
+        key pressed then waits out. They are still freed when no longer referenced."""
+        if not self._frozen:
+            gc.collect()  # no garbage left in what is frozen
+            gc.freeze()
+            self._frozen = True
+
+    def on_unmount(self) -> None:
+        if self._frozen:  # the next full collection may reclaim the app's cycles
+            gc.unfreeze()
+            self._frozen = False
 
     def drain(self) -> None:
         """Take what the source has; fold it in and redraw, unless the view is paused.

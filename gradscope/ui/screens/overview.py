@@ -74,6 +74,10 @@ class OverviewScreen(Screen[None]):
         self.flagged_only = False  # only the layers a verdict names
         self._figures = TableFigures()  # the table's scale and figures' steps, kept per layer
         self._seen: dict[str, object] = {}
+        self._bounds: tuple[float, float] | None = None  # the table's history scale
+        self._figures_title = ""  # where the table's figures come from
+        # The layer and verdict revisions the last data refresh showed.
+        self._revisions: tuple[int, int] | None = None
 
     @property
     def gs_app(self) -> GradscopeApp:
@@ -103,28 +107,45 @@ class OverviewScreen(Screen[None]):
     def table(self) -> LayerTable:
         return self.query_one(LayerTable)
 
-    def refresh_view(self) -> None:
-        """Redraw what changed since the last call."""
+    def refresh_view(self, *, data: bool = True) -> None:
+        """Redraw what changed since the last call.
+
+        `data=False`, a key's own redraw (sort, filter): only the table's rows, in
+        their new order. What new data changes (the header, the status, the
+        verdicts, the charts, the history's scale and the title's steps) waits
+        for the next refresh, a tenth of a second away, so that the key's frame
+        draws the table alone.
+        """
         state, app = self.state, self.gs_app
-        status = (state.revision, app.paused, app.held_count(), app.dropped_count())
-        if self._seen.get("status") != status:
-            self._seen["status"] = status
-            self.query_one(RunHeader).update_from(state, app.paused, live=app.live)
-            self.query_one(StatusLine).update_from(state, *status[1:], live=app.live)
-        verdicts = (state.verdict_revision, len(state.notes), state.finished is not None,
-                    diagnosed(state))
-        if self._seen.get("verdicts") != verdicts:
-            self._seen["verdicts"] = verdicts
-            self._show_verdicts()
-        table = (state.layer_revision, state.verdict_revision, self.sort, self.reverse,
-                 self.needle, self.flagged_only)
+        if data or self._revisions is None:
+            status = (state.revision, app.paused, app.held_count(), app.dropped_count())
+            if self._seen.get("status") != status:
+                self._seen["status"] = status
+                self.query_one(RunHeader).update_from(state, app.paused, live=app.live)
+                self.query_one(StatusLine).update_from(state, *status[1:], live=app.live)
+            verdicts = (state.verdict_revision, len(state.notes), state.finished is not None,
+                        diagnosed(state))
+            if self._seen.get("verdicts") != verdicts:
+                self._seen["verdicts"] = verdicts
+                self._show_verdicts()
+            self._revisions = (state.layer_revision, state.verdict_revision)
+        table = (*self._revisions, self.sort, self.reverse, self.needle, self.flagged_only)
         if self._seen.get("table") != table:
             self._seen["table"] = table
             rows = ordered_layers(state, self.sort, self.needle, reverse=self.reverse,
                                   flagged_only=self.flagged_only)
-            # One scale for every row's history: the gradient norms of all layers.
+            # The history's scale and the figures' steps do not depend on the order:
+            # a sort key (or a click on a header) reads neither again.
+            figures_of = (*self._revisions, self.needle, self.flagged_only)
+            if self._seen.get("figures") != figures_of:
+                self._seen["figures"] = figures_of
+                # One scale for every row's history: the gradient norms of all layers.
+                self._bounds = self._figures.grad_bounds(state.layers.values())
+                # Where the figures come from: the verdicts quote medians over the probe
+                # steps, the table one step's figures (the user's epochs measure weights only).
+                self._figures_title = self._figures.title(rows)
             self.table.set_rows(rows, state.layer_flags(), self.sort, reverse=self.reverse,
-                                bounds=self._figures.grad_bounds(state.layers.values()))
+                                bounds=self._bounds)
             title = f"Layers ({len(rows)}"
             if self.needle or self.flagged_only:
                 title += f" of {len(state.layers)}"
@@ -133,11 +154,10 @@ class OverviewScreen(Screen[None]):
             if self.needle:
                 title += f", matching '{escape(self.needle)}'"
             title += f") · sort: {sort_label(self.sort, self.reverse)}"
-            # Where the figures come from: the verdicts quote medians over the probe
-            # steps, the table one step's figures (the user's epochs measure weights only).
-            figures = self._figures.title(rows)
+            figures = self._figures_title
             self.table.border_title = f"{title} · {figures}" if figures else title
-        self.query_one(ChartsRow).update_from(state, state.layer_flags())
+        if data:
+            self.query_one(ChartsRow).update_from(state, state.layer_flags())
 
     def _show_verdicts(self) -> None:
         state, finished = self.state, self.state.finished
@@ -199,12 +219,12 @@ class OverviewScreen(Screen[None]):
 
     def sort_by(self, sort: str, reverse: bool) -> None:
         self.sort, self.reverse = sort, reverse
-        self.refresh_view()
+        self.refresh_view(data=False)
         self.table.move_cursor(0)
 
     def action_toggle_flagged(self) -> None:
         self.flagged_only = not self.flagged_only
-        self.refresh_view()
+        self.refresh_view(data=False)
         self.table.move_cursor(0)
         self.refresh_bindings()
 
@@ -230,12 +250,12 @@ class OverviewScreen(Screen[None]):
         self.query_one("#filter", Input).value = ""
         self.remove_class("-filtering")
         self.table.focus()
-        self.refresh_view()
+        self.refresh_view(data=False)
         self.refresh_bindings()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value.strip()
-        self.refresh_view()
+        self.refresh_view(data=False)
         self.table.move_cursor(0)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

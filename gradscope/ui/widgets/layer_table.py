@@ -186,6 +186,12 @@ class LayerTable(ScrollView, can_focus=True):
         self._longest = (0, 0)  # the longest layer name and type among the rows
         self._history = 0  # the most gradient norms a row has to draw
         self._layout: tuple[tuple[int, int, int, int], tuple[Cell, ...]] | None = None
+        # The styles the rows use, worked out once, not once per line and paint
+        # (Textual computes a widget's style from all its ancestors on each ask).
+        self._styles: dict[tuple[bool, str], Style] = {}
+        # Each drawn row, kept until its layer, cursor, flag, layout, scale or
+        # styles change: a key that moves the cursor redraws two rows, not a screenful.
+        self._drawn: dict[LayerTrack, tuple[tuple[object, ...], Strip]] = {}
         self.paints = 0  # full repaints, for scripts/bench_ui.py
 
     # --- data ------------------------------------------------------------------
@@ -200,6 +206,8 @@ class LayerTable(ScrollView, can_focus=True):
                          max((len(track.layer_type) for track in rows), default=0))
         self._history = min(RECENT_GRADS, max((len(t.recent_grads) for t in rows), default=0))
         self.cursor = max(0, min(self.cursor, len(rows) - 1))
+        if len(self._drawn) > 2 * len(rows) + 100:  # rows of layers no longer shown
+            self._drawn.clear()
         self._update_virtual_size()
         self.refresh()
 
@@ -279,20 +287,58 @@ class LayerTable(ScrollView, can_focus=True):
 
     # --- drawing ---------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        # A class, a pseudo-class (focus) or the theme changed here or above: the
+        # stylesheet is applied again to this widget, which lands here.
+        self._styles.clear()
+        self._drawn.clear()  # a theme or a pseudo-class may change any colour
+        super().notify_style_update()
+
+    def _style(self, name: str = "", cursor: bool = False) -> Style:
+        """The base style (`name` empty), or the cursor row's, plus component
+        `name`'s colour and weight; kept until the styles change."""
+        key = (cursor, name)
+        style = self._styles.get(key)
+        if style is None:
+            if name:
+                style = self._style("", cursor) + self._ink(name)
+            elif cursor:
+                style = self._style() + self.get_component_rich_style("layer-table--cursor")
+            else:
+                style = self.rich_style
+            self._styles[key] = style
+        return style
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style()
         if y == 0:
             self.paints += 1
             return self._header(width, base)
         index = round(self.scroll_y) + y - 1
         if index >= len(self.rows):
             return Strip.blank(width, base)
-        return self._row(self.rows[index], index == self.cursor, width, base)
+        track = self.rows[index]
+        is_cursor = index == self.cursor
+        flag = self.flags.get(track.name)
+        self.columns()
+        assert self._layout is not None
+        style = self._style("", is_cursor)
+        key = (track.samples, is_cursor, flag, self._layout[0], self.bounds, width, style)
+        drawn = self._drawn.get(track)
+        if drawn is not None and drawn[0] == key:
+            return drawn[1]
+        strip = self._row(track, is_cursor, width)
+        self._drawn[track] = (key, strip)
+        return strip
 
     def _header(self, width: int, base: Style) -> Strip:
-        header = base + self.get_component_rich_style("layer-table--header")
-        sorted_style = header + self.get_component_rich_style("layer-table--sorted")
+        header = self._styles.get((False, "#header"))
+        sorted_style = self._styles.get((False, "#sorted"))
+        if header is None or sorted_style is None:
+            header = base + self.get_component_rich_style("layer-table--header")
+            sorted_style = header + self.get_component_rich_style("layer-table--sorted")
+            self._styles[False, "#header"], self._styles[False, "#sorted"] = header, sorted_style
         sorted_key = SORTED_COLUMN.get(self.sort)
         arrow = ARROWS[(self.sort in DESCENDING) != self.reverse]
         segments: list[Segment] = []
@@ -305,11 +351,11 @@ class LayerTable(ScrollView, can_focus=True):
             segments.append(Segment(" ", header))
         return Strip(segments[:-1]).adjust_cell_length(width, header)
 
-    def _row(self, track: LayerTrack, is_cursor: bool, width: int, base: Style) -> Strip:
-        style = base + self.get_component_rich_style("layer-table--cursor") if is_cursor else base
-        muted = style + self._ink("layer-table--muted")
+    def _row(self, track: LayerTrack, is_cursor: bool, width: int) -> Strip:
+        style = self._style("", is_cursor)
+        muted = self._style("layer-table--muted", is_cursor)
         flag = self.flags.get(track.name)
-        flagged = style + self._ink(f"layer-table--{flag}") if flag else style
+        flagged = self._style(f"layer-table--{flag}", is_cursor) if flag else style
         measured = track.latest is not None
         segments: list[Segment] = []
         for cell in self.columns():
@@ -331,7 +377,7 @@ class LayerTable(ScrollView, can_focus=True):
                     cell_style = muted
             elif key == "history":
                 text = self._spark(track, cell.width) if measured else ""
-                cell_style = style + self._ink("layer-table--spark")
+                cell_style = self._style("layer-table--spark", is_cursor)
             else:
                 assert column.metric is not None
                 value = track.value(column.metric)
@@ -343,7 +389,7 @@ class LayerTable(ScrollView, can_focus=True):
                     text = fmt.percent(value)
                 level = severity(column.metric, value)
                 if level is not None:
-                    cell_style = style + self._ink(f"layer-table--{level}")
+                    cell_style = self._style(f"layer-table--{level}", is_cursor)
             if text == fmt.MISSING:
                 cell_style = muted
             segments.append(Segment(fit(text, cell.width, column.right), cell_style))

@@ -51,9 +51,15 @@ class RunHeader(Static):
 
     def __init__(self) -> None:
         super().__init__("", markup=False, id="run-header")
+        self._text: object = None
 
     def update_from(self, state: RunState, paused: bool, *, live: bool = True) -> None:
-        self.update(header_text(state, live=live))
+        text = header_text(state, live=live)
+        if text != self._text:
+            self._text = text
+            # One line whatever it says (CSS height 1): a repaint, never a layout
+            # of the whole screen ten times a second.
+            self.update(text, layout=False)
         self.set_class(paused, "-paused")
 
 
@@ -176,6 +182,7 @@ class StatusLine(Static):
     def __init__(self) -> None:
         super().__init__("", markup=False, id="status-line")
         self._args: tuple[RunState, bool, int, int, bool] | None = None
+        self._text: object = None
 
     def update_from(self, state: RunState, paused: bool, held: int, dropped: int, *,
                     live: bool = True) -> None:
@@ -191,7 +198,10 @@ class StatusLine(Static):
             return
         state, paused, held, dropped, live = self._args
         width = self.content_region.width or None
-        self.update(status_text(state, paused, held, dropped, live=live, width=width))
+        text = status_text(state, paused, held, dropped, live=live, width=width)
+        if text != self._text:
+            self._text = text
+            self.update(text, layout=False)  # one line (CSS height 1): no layout
 
     def on_resize(self) -> None:
         self._draw()
