@@ -523,6 +523,24 @@ async def test_events_from_a_child_process_show_up_live(tmp_path):
 
 
 @pilot_test
+async def test_a_live_run_that_has_ended_offers_no_pause():
+    # Given a live run still going: p Pause is in the footer
+    source = QueueSource()
+    for event in run_start() + step_events(1):
+        source.put(event)
+    app = GradscopeApp(source)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, 0.15)
+        assert "p Pause" in screen_text(app).splitlines()[-1]
+        # When the run ends, there is nothing more to pause
+        source.put(RunFinished("ok", 0))
+        await settle(pilot, 0.15)
+        assert "Pause" not in screen_text(app).splitlines()[-1]
+        await pilot.press("p")
+        assert not app.paused
+
+
+@pilot_test
 async def test_p_freezes_the_view_while_events_keep_being_buffered():
     source = QueueSource()
     for event in run_start() + step_events(1):

@@ -73,6 +73,7 @@ class GradscopeApp(App[None]):
         # Events drained but not folded yet (a large drain is folded in slices).
         self._backlog = QueueSource()
         self._folding = False
+        self._ended = False  # RunFinished folded in (the footer was told)
         self._frozen = False  # gc.freeze() in force (see _freeze_heap)
 
     def get_default_screen(self) -> Screen[None]:
@@ -138,15 +139,19 @@ class GradscopeApp(App[None]):
             self._folding = False
 
     def _refresh_screen(self) -> None:
+        if self.state.finished is not None and not self._ended:
+            self._ended = True
+            self.refresh_bindings()  # nothing more to come: no pause to offer
         # Only the screen on top is redrawn; one that comes back redraws on resume.
         refresh_view = getattr(self.screen, "refresh_view", None)
         if refresh_view is not None:
             refresh_view()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Pausing a recording means nothing: the key is neither offered nor bound.
+        # Pausing a recording, or a run that has ended, means nothing: the key is
+        # neither offered nor bound (while paused it stays, to resume).
         if action == "toggle_pause":
-            return self.live
+            return self.live and (self.state.finished is None or self.paused)
         return True
 
     def held_count(self) -> int:
