@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO, Any
 
 from gradscope import runner, signals
@@ -122,6 +123,7 @@ def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) 
         app_factory = GradscopeApp
     signalled: list[int] = []
     app = None
+    final: int | None = None
     try:
         try:
             app = app_factory(source)
@@ -132,25 +134,29 @@ def run_live(options: RunOptions, run_args: list[str], app_factory: Any = None) 
             # The child is stopped with the signal that stopped us, or as by
             # Ctrl-C when the user quit: its record then says the exit code we give.
             code = live.stop(signalled[0] if signalled else signal.SIGINT)
+        if signalled:
+            final = 128 + signalled[0]
+        elif quit_early:
+            final = 130
+        else:
+            final = code
     finally:
-        record.close()
+        record.close(final)
     _leave_on_terminal(app, files)
     if signalled:
         signum = signalled[0]
         said = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         print(f"gradscope: {said}", file=sys.stderr)
-        return 128 + signum
-    if quit_early:
+    elif quit_early:
         # The user quit while the run went on: it was interrupted on their behalf.
         print("gradscope: run stopped (the UI was closed before it ended)", file=sys.stderr)
-        return 130
-    if code not in (0, 1):
+    elif code not in (0, 1):
         # A usage error, the script's traceback, an interruption: the UI's alternate
         # screen is gone, so repeat the end of the child's stderr on the terminal.
         relevant = [line for line in live.stderr_tail if not tf_noise(line)]
         if relevant:
             print("\n".join(relevant[-30:]), file=sys.stderr)
-    return code
+    return final
 
 
 def _leave_on_terminal(app: Any, files: dict[str, str]) -> None:
@@ -173,7 +179,12 @@ def _leave_on_terminal(app: Any, files: dict[str, str]) -> None:
 
 class _Recorder:
     """`--record` in live mode: every event the UI gets (the child's and its
-    output lines) is written, in one order, from whichever reader thread."""
+    output lines) is written, in one order, from whichever reader thread.
+
+    The child's RunFinished is written last, when the run is over (output lines
+    may still arrive after it), with the exit code gradscope gives; a child that
+    died without one gets one written for it.
+    """
 
     def __init__(self, path: str | None, forward: Callable[[Event], None]) -> None:
         from gradscope.sinks.record import RecordSink
@@ -181,19 +192,36 @@ class _Recorder:
         self._forward = forward
         self._lock = threading.Lock()
         self._sink = RecordSink(path) if path is not None else None
+        self._finished: RunFinished | None = None
 
     def put(self, event: Event) -> None:
         with self._lock:
-            if self._sink is not None:
-                try:
-                    self._sink.handle(event)
-                except OSError as error:  # a full disk ends the record, not the run
-                    print(f"gradscope: stopped writing the record: {error}", file=sys.stderr)
-                    self._sink = None
+            if isinstance(event, RunFinished):
+                self._finished = event
+            else:
+                self._write(event)
             self._forward(event)
 
-    def close(self) -> None:
+    def _write(self, event: Event) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink.handle(event)
+        except OSError as error:  # a full disk ends the record, not the run
+            print(f"gradscope: stopped writing the record: {error}", file=sys.stderr)
+            self._sink = None
+
+    def close(self, exit_code: int | None) -> None:
         with self._lock:
+            finished = self._finished
+            if exit_code is not None:
+                if finished is None:
+                    finished = RunFinished("interrupted" if exit_code >= 128 else "stopped",
+                                           exit_code)
+                elif finished.exit_code != exit_code:
+                    finished = replace(finished, exit_code=exit_code)
+            if finished is not None:
+                self._write(finished)
             if self._sink is not None:
                 self._sink.close()
                 self._sink = None
