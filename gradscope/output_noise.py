@@ -4,14 +4,14 @@ TensorFlow (through absl) writes a dozen lines on stderr as it loads: CPU
 instruction notices, oneDNN and cuDNN registration, "All log messages before
 absl::InitializeLog()...". They say nothing about the user's model, so the
 log screen folds them into one line and live mode leaves them out of the
-stderr it repeats after the UI closes; the record keeps them. No TensorFlow,
+stderr it repeats after the UI closes; `tf_startup.py` keeps them off stderr
+while gradscope imports Keras; the record keeps them. No TensorFlow,
 no Textual here: the UI and commands/live.py both use it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 # absl's prefix: severity letter, MMDD (0000 before InitializeLog), time:
 #   I0000 00:00:1712345678.123456   12345 cpu_feature_guard.cc:210] This TensorFlow binary...
@@ -30,6 +30,3 @@ def tf_noise(line: str) -> bool:
     """True for a line TensorFlow writes as it starts (absl log lines, its notices)."""
     return bool(_ABSL.match(line) or _TF_LOG.match(line)) or line.startswith(_NOTICES)
 
-
-def count_noise(lines: Iterable[str]) -> int:
-    return sum(1 for line in lines if tf_noise(line))

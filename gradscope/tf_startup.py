@@ -13,24 +13,12 @@ came. Nothing of the user's script runs while the capture is on.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable
 
 from gradscope.events import Event, OutputLine
-
-# absl's log prefix (I0000 00:00:... / W1206 ...), and its two known free lines.
-_ABSL = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
-_KNOWN = (
-    "WARNING: All log messages before absl::InitializeLog() is called",
-    "To enable the following instructions:",
-)
-
-
-def is_startup_noise(line: str) -> bool:
-    """A line TensorFlow (or absl) prints by itself at start-up."""
-    return bool(_ABSL.match(line)) or line.startswith(_KNOWN)
+from gradscope.output_noise import tf_noise
 
 
 def import_keras_quietly(emit: Callable[[Event], None]) -> None:
@@ -63,7 +51,7 @@ def import_keras_quietly(emit: Callable[[Event], None]) -> None:
         text = capture.read().decode("utf-8", errors="replace")
     passed = []
     for line in text.splitlines():
-        if is_startup_noise(line):
+        if tf_noise(line):
             emit(OutputLine("stderr", line))
         else:
             passed.append(line)
