@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import math
 import subprocess
 import sys
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from gradscope.cli import main
 from gradscope.compare import Comparison, factor_text, loss_chart, match_verdicts
@@ -38,6 +36,7 @@ from gradscope.report import Report
 from gradscope.ui.diff_app import DiffApp
 from gradscope.ui.screens.diff import DiffHelpScreen, DiffScreen
 from gradscope.verdicts import Verdict
+from tests.test_ui import screen_text  # the terminal as the user sees it
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = ROOT / "tests" / "data"
@@ -293,16 +292,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 # --- the UI ---------------------------------------------------------------------------
-
-
-def screen_text(app: DiffApp) -> str:
-    """The terminal as the user sees it, as plain text."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      color_system=None, force_terminal=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(
-        full=True, screen_stack=app._background_screens, simplify=True))
-    return console.export_text()
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
