@@ -522,13 +522,17 @@ async def test_events_from_a_child_process_show_up_live(tmp_path):
         assert app.state.layers["dense_in"].series("grad_norm") == [0.5, 1.0, 1.5, 2.0, 2.5]
 
 
+def live_app(events: list[Event]) -> tuple[QueueSource, GradscopeApp]:
+    """An app on a live channel that already holds `events`."""
+    source = QueueSource()
+    source.put_many(events)
+    return source, GradscopeApp(source)
+
+
 @pilot_test
 async def test_a_live_run_that_has_ended_offers_no_pause():
     # Given a live run still going: p Pause is in the footer
-    source = QueueSource()
-    for event in run_start() + step_events(1):
-        source.put(event)
-    app = GradscopeApp(source)
+    source, app = live_app(run_start() + step_events(1))
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, 0.15)
         assert "p Pause" in screen_text(app).splitlines()[-1]
@@ -542,10 +546,7 @@ async def test_a_live_run_that_has_ended_offers_no_pause():
 
 @pilot_test
 async def test_p_freezes_the_view_while_events_keep_being_buffered():
-    source = QueueSource()
-    for event in run_start() + step_events(1):
-        source.put(event)
-    app = GradscopeApp(source)
+    source, app = live_app(run_start() + step_events(1))
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, 0.15)
         assert app.state.step == 1
@@ -573,10 +574,7 @@ async def test_p_freezes_the_view_while_events_keep_being_buffered():
 
 @pilot_test
 async def test_the_drill_down_follows_new_steps():
-    source = QueueSource()
-    for event in run_start() + step_events(1):
-        source.put(event)
-    app = GradscopeApp(source)
+    source, app = live_app(run_start() + step_events(1))
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, 0.15)
         await pilot.press("enter")
