@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
+# The script is busy in short slices, as a training loop is. One long
+# time.sleep() would only be cut short if the kernel handed the signal to the
+# main thread; TensorFlow's threads may take it instead, and then python (with
+# or without gradscope) acts on it only when the sleep ends. That race made
+# this test wait out a 60 s sleep once on a loaded CI machine.
 SCRIPT = """
 import time
 try:
     print("sleeping", flush=True)  # inside the try: the signal may come right after it
-    time.sleep(60)
+    for _ in range(1200):
+        time.sleep(0.05)
 finally:
     print("cleanup ran", flush=True)
 """
