@@ -131,6 +131,14 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                      help="safety cap on the experiments' wall time; they are sized in steps, "
                           "so the cap only cuts a very slow model short, and says so "
                           "(default 60; 0 skips them)")
+    run.add_argument("--watch-every", metavar="N", type=_at_least_one, default=None,
+                     help="measure the per-layer figures of every N-th step of your own "
+                          "training (default: a cadence that costs under 2 %% of its time)")
+    run.add_argument("--no-watch", action="store_true",
+                     help="do not measure your own training's steps (epoch losses are still kept)")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="also write the probe's and the training's per-layer scalars and "
+                          "histograms as TensorBoard event files under DIR (one run per run)")
     run.add_argument("script", metavar="SCRIPT.py", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs="*",
                      help="the script's own arguments, passed on verbatim")
@@ -207,6 +215,9 @@ def parse_run(argv: list[str], parser: argparse.ArgumentParser,
         seed=ns.seed,
         force=ns.force,
         budget=ns.budget,
+        watch_every=ns.watch_every,
+        watch=not ns.no_watch,
+        tensorboard=ns.tensorboard,
     )
 
 

@@ -67,7 +67,11 @@ class PhaseChanged:
 
 @dataclass(frozen=True)
 class StepStats:
-    """Whole-model figures for one step."""
+    """Whole-model figures for one step. Phase "probe": a probe step. Phase
+    "train": a watched step of the user's training; `step` is the global step
+    (TrainProgress.step), `loss` that step's own loss (not Keras's running mean),
+    `extra` has its "epoch" (1-based). (Records before the watch sent one
+    train StepStats per epoch, with `step` the epoch.)"""
 
     phase: str
     step: int
@@ -156,6 +160,34 @@ class OutputLine:
 
 
 @dataclass(frozen=True)
+class TrainProgress:
+    """Where the user's own training is (phase "train"): sent every few steps
+    and at each epoch's end. Counts are in steps, never in seconds."""
+
+    step: int  # global step: batches trained by the user's fits so far (a second fit goes on counting)
+    epoch: int  # 1-based
+    epochs: int | None  # the fit's epochs (None: train_on_batch)
+    batch: int  # steps done within this epoch
+    batches: int | None  # steps per epoch; None while unknown (an unsized dataset's first epoch)
+    seconds: float  # wall clock since this fit()'s training began
+    fit: int = 1  # which fit() of the script (2: a second fit, watched as a new phase)
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """An epoch of the user's training ended: its figures as Keras logs them
+    (loss, val_loss, metrics), the learning rate it ended with, and the global
+    step it ended at."""
+
+    epoch: int  # 1-based
+    step: int
+    logs: dict[str, float | None] = field(default_factory=dict)
+    learning_rate: float | None = None
+    seconds: float = 0.0  # wall clock since this fit()'s training began
+    fit: int = 1
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str  # "ok" | "probe-only" | "script-error" | "no-fit" | "interrupted" | ...
     exit_code: int
@@ -175,6 +207,8 @@ Event = (
     | VerdictIssued
     | Note
     | OutputLine
+    | TrainProgress
+    | EpochEnded
     | RunFinished
 )
 
@@ -190,6 +224,8 @@ EVENT_TYPES: dict[str, type] = {
         VerdictIssued,
         Note,
         OutputLine,
+        TrainProgress,
+        EpochEnded,
         RunFinished,
     )
 }
@@ -308,6 +344,9 @@ def from_dict(data: dict[str, Any]) -> Event:
         kwargs["argv"] = tuple(kwargs["argv"])
     elif cls is Note:
         kwargs["unchecked"] = tuple(kwargs.get("unchecked") or ())
+    elif cls is EpochEnded:
+        kwargs["logs"] = {k: _unclean(v) for k, v in (kwargs.get("logs") or {}).items()}
+        kwargs["learning_rate"] = _unclean(kwargs.get("learning_rate"))
     elif cls is StepStats:
         kwargs["loss"] = _unclean(kwargs.get("loss"))
         kwargs["extra"] = {k: _unclean(v) for k, v in (kwargs.get("extra") or {}).items()}

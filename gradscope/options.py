@@ -25,6 +25,12 @@ class RunOptions:
     # so their step counts: the test suite runs them short to stay fast. Not a
     # command-line option; deterministic like the default.
     experiment_scale: float = 1.0
+    # The watch of the user's own training (engine/watch.py): every N-th step
+    # (None: the default cadence), or not at all.
+    watch_every: int | None = None
+    watch: bool = True
+    # --tensorboard DIR: TensorBoard event files (sinks/tensorboard.py).
+    tensorboard: str | None = None
     # Live mode's child: events go as JSON Lines to this file descriptor (the
     # parent's UI reads them); no CSV on stdout and no stderr summary then.
     events_fd: int | None = None

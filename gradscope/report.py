@@ -17,6 +17,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from gradscope.events import (
+    EpochEnded,
     Event,
     LayerHistogram,
     LayerHistograms,
@@ -29,6 +30,7 @@ from gradscope.events import (
     RunFinished,
     RunStarted,
     StepStats,
+    TrainProgress,
     VerdictIssued,
 )
 from gradscope.verdicts import SEVERITY_ORDER, Verdict, rank
@@ -57,6 +59,9 @@ RECENT_GRADS = 64
 
 
 class LossPoint(NamedTuple):
+    # "probe" (a probe step), "train" (a watched step of the user's training:
+    # that step's own loss), "epoch" (an epoch's mean training loss, at the
+    # global step it ended), "validation" (val_loss, at the same step).
     phase: str
     step: int
     loss: float | None
@@ -153,6 +158,9 @@ class Report:
         # The latest PhaseChanged: what the run is doing now (with its step i/N).
         self.phase_event: PhaseChanged | None = None
         self._step_seconds: deque[float] = deque(maxlen=20)
+        # The user's training: where it is now, and every epoch that ended.
+        self.progress: TrainProgress | None = None
+        self.epochs: list[EpochEnded] = []
         self.history_length = HISTORY_MAX  # per layer; set from the model's size
         self.revision = 0  # any change
         self.layer_revision = 0
@@ -188,6 +196,17 @@ class Report:
                 self.losses.append(LossPoint("validation", event.step, val_loss))
             if event.seconds is not None and event.seconds > 0:
                 self._step_seconds.append(event.seconds)
+        elif isinstance(event, TrainProgress):
+            self.progress = event
+        elif isinstance(event, EpochEnded):
+            self.epochs.append(event)
+            loss = event.logs.get("loss")
+            if loss is not None:
+                # The epoch's mean training loss, as Keras reports it.
+                self.losses.append(LossPoint("epoch", event.step, loss))
+            val_loss = event.logs.get("val_loss")
+            if val_loss is not None:
+                self.losses.append(LossPoint("validation", event.step, val_loss))
         elif isinstance(event, LayerHistograms):
             for item in event.layers:
                 track = self.layers.get(item.layer)
