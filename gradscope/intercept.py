@@ -45,13 +45,18 @@ class ProbeFinished(BaseException):
 
 
 @contextmanager
-def intercept_fit(on_first_fit: Callable[[FitCall], Any]) -> Iterator[None]:
+def intercept_fit(
+    on_first_fit: Callable[[FitCall], Any],
+    on_later_fit: Callable[[FitCall], Any] | None = None,
+) -> Iterator[None]:
     """Patch `keras.Model.fit` and `keras.Model.train_on_batch` so the first call
     of either, anywhere, goes to `on_first_fit` (`FitCall.method` says which).
 
     Whatever `on_first_fit` returns is what the script's call returns. Every
     later call, and any call made while the first is being handled (a probe on
-    a clone, the user's own call run by the session), goes straight to Keras.
+    a clone, the user's own call run by the session), goes straight to Keras,
+    or to `on_later_fit` when given (once the first call has been handled: the
+    watch takes a second fit of the same model).
     """
     try:
         import keras
@@ -63,6 +68,7 @@ def intercept_fit(on_first_fit: Callable[[FitCall], Any]) -> Iterator[None]:
     model_class = keras.Model
     lock = threading.Lock()
     claimed = False
+    handled = False  # the first call is over (it returned or raised)
 
     def first_call() -> bool:
         nonlocal claimed
@@ -76,11 +82,19 @@ def intercept_fit(on_first_fit: Callable[[FitCall], Any]) -> Iterator[None]:
 
         @functools.wraps(original)
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal handled
             if not first_call():
-                return original(self, *args, **kwargs)
-            return on_first_fit(
-                FitCall(model=self, args=args, kwargs=kwargs, original=original, method=name)
-            )
+                if on_later_fit is None or not handled:
+                    return original(self, *args, **kwargs)
+                return on_later_fit(
+                    FitCall(model=self, args=args, kwargs=kwargs, original=original, method=name)
+                )
+            try:
+                return on_first_fit(
+                    FitCall(model=self, args=args, kwargs=kwargs, original=original, method=name)
+                )
+            finally:
+                handled = True
 
         return method
 

@@ -35,6 +35,7 @@ class Session:
         self.fit_seen = False
         self._finished = False
         self.diagnosis = Diagnosis(options, bus)
+        self.watch: Any = None  # engine/watch.Watch, from the first fit on
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: FitCall) -> Any:
@@ -56,20 +57,40 @@ class Session:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
         self.bus.emit(PhaseChanged("train", total=_epochs(call)))
-        if call.method == "fit":  # train_on_batch has no epochs to monitor
-            args, kwargs = self._with_train_monitor(call, args, kwargs)
+        args, kwargs = self._watched(call, args, kwargs)
         return call.run_original(args, kwargs)
 
-    def _with_train_monitor(self, call: FitCall, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """Stream per-layer figures (phase=train) from the user's own fit."""
-        try:
-            from gradscope.engine.layers import describe, probe_layers
-            from gradscope.engine.train_monitor import TrainMonitor, with_callback
+    def on_later_fit(self, call: FitCall) -> Any:
+        """A later fit() (or train_on_batch) of the script: a fit of the watched
+        model is watched as a new phase; anything else goes straight to Keras."""
+        if self.watch is None or call.model is not self.watch.model or call.method != "fit":
+            return call.run_original(call.args, call.kwargs)
+        self.bus.emit(PhaseChanged("train", detail=f"fit {self.watch.fit + 1}", total=_epochs(call)))
+        args, kwargs = self._watched(call, call.args, call.kwargs)
+        return call.run_original(args, kwargs)
 
-            layers = probe_layers(call.model)
-            monitor = TrainMonitor(layers, describe(layers), self.bus.emit)
-            return with_callback(call.original, call.model, args, kwargs, monitor)
-        except Exception as exc:  # noqa: BLE001 - without the monitor the user's fit still runs
+    def _watched(self, call: FitCall, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """The user's fit with the watch on (engine/watch.py): per-layer figures of
+        every K-th training step, the epochs' logs, the checks on the training.
+        train_on_batch loops get the watched steps without epochs."""
+        try:
+            from gradscope.engine.watch import Watch, fit_argument, user_patience, with_callback
+
+            if self.watch is None:
+                self.watch = Watch(call.model, self.bus.emit, self.options.watch_every,
+                                   checks=_training_checks(call, args, kwargs))
+            if call.method != "fit":
+                if self.options.watch:
+                    self.watch.install()
+                return args, kwargs
+            callback = self.watch.begin_fit(_epochs(call), steps=self.options.watch)
+            if self.watch.checks is not None and hasattr(self.watch.checks, "patience"):
+                callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
+                self.watch.checks.patience = user_patience(callbacks)
+            return with_callback(call.original, call.model, args, kwargs, callback)
+        except Exception as exc:  # noqa: BLE001 - without the watch the user's fit still runs
+            if strict() and is_our_bug(exc):
+                raise
             lost(self.bus.emit, "the per-layer figures of your own training (phase=train)", exc)
             return args, kwargs
 
@@ -130,6 +151,18 @@ def _give_back_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def _training_checks(call: FitCall, args: tuple, kwargs: dict) -> Any:
+    """The checks on the training (checks/training.py) for this fit."""
+    from gradscope.engine.watch import fit_argument, user_patience
+
+    try:
+        from gradscope.checks.training import TrainingChecks
+    except ImportError:  # not there yet
+        return None
+    callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
+    return TrainingChecks(epochs=_epochs(call), batches=None, patience=user_patience(callbacks))
 
 
 def _epochs(call: FitCall) -> int | None:

@@ -59,7 +59,7 @@ def run(options: RunOptions) -> int:
             from gradscope.tf_startup import import_keras_quietly
 
             import_keras_quietly(bus.emit)
-            with intercept_fit(watch.on_fit), _threads_end_quietly_after_the_probe():
+            with intercept_fit(watch.on_fit, watch.on_later_fit), _threads_end_quietly_after_the_probe():
                 if options.seed is not None:
                     _seed_script(options.seed)
                 bus.emit(PhaseChanged("script"))
@@ -117,6 +117,10 @@ class _FitWatch:
             except Exception as error:
                 self.error = error
                 raise
+
+    def on_later_fit(self, call: FitCall) -> Any:
+        with self.interrupts.holding_fit():
+            return self.session.on_later_fit(call)
 
 
 @contextmanager

@@ -87,6 +87,71 @@ def _applied_updates(first_op: int, variables: list[Any]) -> dict[int, tf.Tensor
     return {i: found[0] for i, found in writes.items() if len(found) == 1 and found[0] is not None}
 
 
+def measured_apply(
+    apply_gradients: Callable[[list[tuple[Any, Any]]], Any],
+    grads: list[Any],
+    variables: list[Any],
+    scale: Any = None,
+) -> tf.Tensor:
+    """Apply `grads` to `variables` with `apply_gradients` (an optimizer's, given
+    (gradient, variable) pairs), exactly as it would alone, and measure the step:
+    returns [3, n] squared norms per variable: gradient, weights before the
+    update, and the update itself. `scale` is a LossScaleOptimizer's dynamic
+    scale, which the gradients carry (their norms are reported unscaled).
+
+    The values applied are the gradients given: the measures only add reads,
+    and an identity that orders each update after its variable's two norms.
+    """
+    # Per-variable reductions beat one concat + segment_sum on CPU (measured:
+    # segment_sum over all parameters costs more than the whole step).
+    # (l2_loss is sum(t^2) / 2: the stacked vectors are doubled once.)
+    w_sq, g_sq, gated, before = [], [], [], []
+    zero = tf.constant(0.0)
+    for g, v in zip(grads, variables, strict=True):
+        # One read of each variable, ordered before its update: for its norm,
+        # and for its update as a difference of weights where the update
+        # cannot be read off the optimizer's ops (see _applied_updates; the
+        # old values of those variables are then held through the update).
+        before.append(tf.convert_to_tensor(v.value))
+        w_sq.append(tf.nn.l2_loss(tf.cast(before[-1], tf.float32)))
+        if g is None:
+            g_sq.append(zero)
+            continue
+        rows = summed_rows(g) if isinstance(g, tf.IndexedSlices) else g
+        g_sq.append(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
+        # The variable's update waits for its two norms: by then nothing but
+        # the optimizer holds its gradient or its old weights, so the update
+        # reuses their buffers in place, as in Keras's own step (otherwise
+        # copies: measured +40 % peak memory on a 100 M-parameter model).
+        # Per variable, not one barrier: updates still start as soon as
+        # their own gradient is ready.
+        with tf.control_dependencies([w_sq[-1], g_sq[-1]]):
+            if isinstance(g, tf.IndexedSlices):
+                g = tf.IndexedSlices(tf.identity(g.values), g.indices, g.dense_shape)
+            else:
+                g = tf.identity(g)
+        gated.append((g, v))
+    if not variables:
+        return tf.zeros((3, 0))
+    # The loss scale these gradients carry, read before apply_gradients may
+    # halve it (non-finite gradients) or double it (growth interval).
+    unscale = 1.0 / tf.square(tf.cast(scale, tf.float32)) if scale is not None else None
+    inside = tf.inside_function()
+    first_op = len(tf.compat.v1.get_default_graph().get_operations()) if inside else 0
+    if gated:
+        apply_gradients(gated)
+    applied = _applied_updates(first_op, variables) if inside else {}
+    d_sq = []
+    for i, (v, b) in enumerate(zip(variables, before, strict=True)):
+        delta = applied.get(i)
+        d_sq.append(tf.nn.l2_loss(tf.cast(delta if delta is not None else v.value - b, tf.float32)))
+    g_vec = tf.stack(g_sq)
+    if unscale is not None:
+        # Report the gradient of the real loss, not of the scaled one.
+        g_vec = g_vec * unscale
+    return 2.0 * tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
+
+
 def _none_if_nan(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -139,54 +204,7 @@ class ProbeStep:
             return losses, tf.zeros((3, 0)), act_sums, act_counts
         grads = tape.gradient(scaled, self.tvars)
         self.disconnected = [i for i, g in enumerate(grads) if g is None]
-        # Per-variable reductions beat one concat + segment_sum on CPU (measured:
-        # segment_sum over all parameters costs more than the whole step).
-        # (l2_loss is sum(t^2) / 2: the stacked vectors are doubled once.)
-        w_sq, g_sq, gated, before = [], [], [], []
-        zero = tf.constant(0.0)
-        for g, v in zip(grads, self.tvars, strict=True):
-            # One read of each variable, ordered before its update: for its norm,
-            # and for its update as a difference of weights where the update
-            # cannot be read off the optimizer's ops (see _applied_updates; the
-            # old values of those variables are then held through the update).
-            before.append(tf.convert_to_tensor(v.value))
-            w_sq.append(tf.nn.l2_loss(tf.cast(before[-1], tf.float32)))
-            if g is None:
-                g_sq.append(zero)
-                continue
-            rows = summed_rows(g) if isinstance(g, tf.IndexedSlices) else g
-            g_sq.append(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
-            # The variable's update waits for its two norms: by then nothing but
-            # the optimizer holds its gradient or its old weights, so the update
-            # reuses their buffers in place, as in Keras's own step (otherwise
-            # copies: measured +40 % peak memory on a 100 M-parameter model).
-            # Per variable, not one barrier: updates still start as soon as
-            # their own gradient is ready.
-            with tf.control_dependencies([w_sq[-1], g_sq[-1]]):
-                if isinstance(g, tf.IndexedSlices):
-                    g = tf.IndexedSlices(tf.identity(g.values), g.indices, g.dense_shape)
-                else:
-                    g = tf.identity(g)
-            gated.append((g, v))
-        # The loss scale these gradients carry, read before apply_gradients may
-        # halve it (non-finite gradients) or double it (growth interval).
-        unscale = (
-            1.0 / tf.square(tf.cast(self._scale, tf.float32)) if self._scale is not None else None
-        )
-        inside = tf.inside_function()
-        first_op = len(tf.compat.v1.get_default_graph().get_operations()) if inside else 0
-        if gated:
-            self.optimizer.apply_gradients(gated)
-        applied = _applied_updates(first_op, self.tvars) if inside else {}
-        d_sq = []
-        for i, (v, b) in enumerate(zip(self.tvars, before, strict=True)):
-            delta = applied.get(i)
-            d_sq.append(tf.nn.l2_loss(tf.cast(delta if delta is not None else v.value - b, tf.float32)))
-        g_vec = tf.stack(g_sq)
-        if unscale is not None:
-            # Report the gradient of the real loss, not of the scaled one.
-            g_vec = g_vec * unscale
-        squares = 2.0 * tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
+        squares = measured_apply(self.optimizer.apply_gradients, grads, self.tvars, self._scale)
         return losses, squares, act_sums, act_counts
 
     def release(self) -> None:

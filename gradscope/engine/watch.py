@@ -1,0 +1,464 @@
+"""The watch: per-layer figures from the user's own training steps, for the whole run.
+
+After the diagnosis, the user's `fit()` runs Keras's own compiled step on every
+batch, except every K-th one (the *watched* steps), which runs the same
+`train_step` of the model, traced with gradscope's measures around it:
+activation taps on every layer call, the optimizer's update measured
+(`probe.measured_apply`: gradient, weight and update norms), the step's own
+loss. So the figures come from that step's own forward and backward pass, not
+from a second pass, and the step updates the weights exactly as Keras's step
+would: the measures only add reads (test_watch_parity.py: the final weights and
+the loss history are bit-for-bit those of a plain fit, deterministic ops on).
+
+How it hooks in: Keras's `fit` calls `model.train_function(iterator)` once per
+step (per `steps_per_execution` steps) and builds it only when it is None, so
+the watch sets `model.train_function` to `WatchedTrain`, which calls Keras's
+own function or the watched one (both built by Keras's `_make_function`, so
+`jit_compile`, `steps_per_execution`, the distribution strategy and the data
+iterator are handled as Keras handles them). A callback added to the fit gives
+epochs and the epoch logs. The plain steps cost one Python call more
+(scripts/bench_watch.py).
+
+The non-finite loss: Keras's logged loss is the epoch's running mean, which
+stays non-finite once one step's loss was. Each step's logged loss tensor is
+kept (not read: reading it would wait for the step), and at each watched step
+and epoch end the newest is read; if it is non-finite, a bisection over the
+kept ones finds the first non-finite step, and the next step is watched to show
+where the non-finite values are.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradscope.engine.layers import describe, own_variables, probe_layers
+from gradscope.engine.probe import StepResult, activation_rows, layer_figures, measured_apply
+from gradscope.engine.taps import ActivationTaps
+from gradscope.engine.to_facts import layer_rows
+from gradscope.events import (
+    EpochEnded,
+    Event,
+    Histogram,
+    LayerHistogram,
+    LayerHistograms,
+    LayerStats,
+    PhaseChanged,
+    StepStats,
+    TrainProgress,
+    VerdictIssued,
+)
+from gradscope.internal import lost
+
+# The default cadence: every DEFAULT_EVERY-th step is watched. A watched step
+# costs about 1.5-3x a plain one (its measures, reading them, the events and
+# their outputs; scripts/bench_watch.py), so 1/100 keeps the watch within 2 % of
+# the training's time. The first step of the training is always watched.
+DEFAULT_EVERY = 100
+# TrainProgress (the header's epoch, step, rate, ETA) this many times per cadence.
+PROGRESS_PER_WATCH = 10
+# Weight histograms every this many watched steps (and at the training's end).
+HISTOGRAM_EVERY = 10
+HISTOGRAM_BINS = 24
+HISTOGRAM_SAMPLE = 4096
+# Logged losses kept unread between two checks, at most.
+PENDING_MAX = 256
+
+
+class Watch:
+    """Watches the user's fits of one model (a second fit() goes on counting steps)."""
+
+    def __init__(
+        self,
+        model: Any,
+        emit: Callable[[Event], None],
+        every: int | None = None,
+        checks: Any = None,
+    ) -> None:
+        self.model = model
+        self.emit = emit
+        self.every = max(1, int(every or DEFAULT_EVERY))
+        self.progress_every = max(1, self.every // PROGRESS_PER_WATCH)
+        self.checks = checks  # a TrainingChecks (checks/training.py), or None
+        self.layers = probe_layers(model)
+        self.metas = describe(self.layers)
+        self.taps = ActivationTaps(self.layers, [m.activation for m in self.metas])
+        self._owner = {id(v): i for i, layer in enumerate(self.layers) for v in own_variables(layer)}
+        # Filled while the watched step is traced.
+        self._traced: dict[str, Any] = {}
+        self.step = 0  # global step
+        self.fit = 0
+        self.epoch = 0
+        self.epochs: int | None = None
+        self.batch = 0
+        self.batches: int | None = None
+        self.started = time.perf_counter()
+        self.next_watch = 1
+        self.next_progress = self.progress_every
+        self.watched = 0
+        self.force_next = False
+        self.nonfinite_step: int | None = None
+        self._pending: list[tuple[int, int, Any]] = []  # (step, epoch, logged loss tensor)
+        self._function: WatchedTrain | None = None
+        self._failed = False
+
+    # -- set-up ---------------------------------------------------------------
+    def install(self) -> None:
+        """Make the model's train_function the watched one (again, after a recompile)."""
+        model = self.model
+        if self._function is not None and model.train_function is self._function:
+            return
+        if model.train_function is None:
+            model.make_train_function()
+        plain = model.train_function
+        watched = model._make_function(self._watched_step)  # noqa: SLF001 - Keras's own wrapping
+        self._function = WatchedTrain(self, plain, watched)
+        model.train_function = self._function
+
+    def begin_fit(self, epochs: int | None, steps: bool = True) -> WatchCallback:
+        """A fit() of the model starts: count it, install the watched steps (unless
+        `steps` is False: --no-watch keeps the epochs only), return the callback
+        to add to it."""
+        self.fit += 1
+        self.epochs = epochs
+        self.epoch = self.batch = 0
+        self.batches = None
+        self.started = time.perf_counter()
+        if steps:
+            self.install()
+        return WatchCallback(self, counting=not steps)
+
+    # -- the watched step (traced) ----------------------------------------------
+    def _watched_step(self, data: Any) -> tuple[Any, tuple[tf.Tensor, ...]]:
+        model = self.model
+        traced: dict[str, Any] = {}
+        with self.taps.recording(), _measuring_update(model, traced), _capturing_loss(model, traced):
+            logs = model.train_step(data)
+        tapped, act_sums, act_counts = self.taps.stats()
+        variables = traced.get("variables", [])
+        traced["tapped"] = tapped
+        traced["var_layer"] = np.array([self._owner.get(id(v), -1) for v in variables], dtype=np.int64)
+        self._traced = traced
+        squares = traced.get("squares")
+        if squares is None:  # the step applied no update through the model's optimizer
+            squares = tf.zeros((3, 0))
+        loss = traced.get("loss")
+        loss = tf.constant(float("nan")) if loss is None else tf.cast(tf.reduce_mean(loss), tf.float32)
+        return logs, (loss, squares, act_sums, act_counts)
+
+    # -- per step (host) ----------------------------------------------------------
+    def after_plain(self, step: int, logs: Any) -> None:
+        loss = logs.get("loss") if isinstance(logs, dict) else None
+        if loss is not None:
+            pending = self._pending
+            pending.append((step, self.epoch, loss))
+            if len(pending) > PENDING_MAX:
+                self.check_nonfinite()
+
+    def after_watched(self, step: int, outputs: Any) -> Any:
+        logs, stats = outputs
+        try:
+            self.watched += 1
+            self.check_nonfinite()
+            loss_t, squares, act_sums, act_counts = stats
+            loss = float(loss_t.numpy())
+            squares = squares.numpy()
+            traced = self._traced
+            n = len(self.layers)
+            if squares.shape[1] == 0:
+                squares = np.full((3, len(traced.get("var_layer", ()))), np.nan)
+            act = activation_rows(n, traced.get("tapped", []), act_sums.numpy(), act_counts.numpy(),
+                                  self.metas)
+            result = StepResult(loss=loss, data_loss=loss, reg_loss=0.0, seconds=0.0,
+                                grad_sq=squares[0], weight_sq=squares[1], update_sq=squares[2], act=act)
+            var_layer = traced.get("var_layer", np.zeros(0, dtype=np.int64))
+            if len(var_layer) != squares.shape[1]:
+                var_layer = np.full(squares.shape[1], -1, dtype=np.int64)
+            figures = layer_figures(result, n, var_layer, traced.get("tapped", []))
+            if not math.isfinite(loss) and self.nonfinite_step is None:
+                self._nonfinite_at(step, self.epoch)
+            self.send(StepStats("train", step, loss, extra={"epoch": float(self.epoch)}))
+            self.send(LayerStats("train", step, layer_rows(self.metas, figures)))
+            if self.watched % HISTOGRAM_EVERY == 1 or HISTOGRAM_EVERY == 1:
+                self.send_histograms(step)
+        except Exception as exc:  # noqa: BLE001 - the watch must never break the user's training
+            self.failed("the per-layer figures of a watched step", exc)
+        return logs
+
+    def check_nonfinite(self) -> None:
+        """Read the newest logged loss; if non-finite, find the first non-finite step."""
+        pending = self._pending
+        if not pending:
+            return
+        if self.nonfinite_step is not None:
+            pending.clear()
+            return
+        if _finite(pending[-1][2]):
+            pending.clear()
+            return
+        lo, hi = 0, len(pending) - 1  # pending[hi] is non-finite; find the first one
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _finite(pending[mid][2]):
+                lo = mid + 1
+            else:
+                hi = mid
+        step, epoch, _ = pending[lo]
+        pending.clear()
+        self._nonfinite_at(step, epoch)
+
+    def _nonfinite_at(self, step: int, epoch: int) -> None:
+        self.nonfinite_step = step
+        self.force_next = True  # the next step shows where the non-finite values are
+        self.send(StepStats("train", step, float("nan"), extra={"epoch": float(epoch)}))
+
+    def progress(self) -> None:
+        self.next_progress = self.step + self.progress_every
+        self.send(TrainProgress(step=self.step, epoch=self.epoch, epochs=self.epochs, batch=self.batch,
+                                batches=self.batches, seconds=time.perf_counter() - self.started,
+                                fit=self.fit))
+
+    def send_histograms(self, step: int) -> None:
+        """Weight histograms of every layer (its largest trainable variable), on an
+        evenly strided sample: what the drill-down and TensorBoard show over training."""
+        items = []
+        for meta, layer in zip(self.metas, self.layers, strict=True):
+            owned = [v for v in own_variables(layer) if v.trainable]
+            biggest = max(owned, key=lambda v: int(np.prod(v.shape)), default=None)
+            items.append(LayerHistogram(meta.name, weights=None if biggest is None else _histogram(biggest)))
+        self.send(LayerHistograms("train", step, tuple(items)))
+
+    def send(self, event: Event) -> None:
+        """Emit, and give the checks on the training their look at it."""
+        self.emit(event)
+        if self.checks is None:
+            return
+        try:
+            found = self.checks.handle(event)
+        except Exception as exc:  # noqa: BLE001 - a broken check must not stop the watch
+            self.checks = None
+            lost(self.emit, "the checks on your training", exc)
+            return
+        for verdict in found:
+            self.emit(VerdictIssued(verdict))
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if not self._failed:  # said once
+            self._failed = True
+            lost(self.emit, what, exc)
+
+
+class WatchedTrain:
+    """`model.train_function` while watched: Keras's own function, or the watched
+    one every K-th step. Keras's fit and train_on_batch call it as they would theirs."""
+
+    def __init__(self, watch: Watch, plain: Any, watched: Any) -> None:
+        self.watch = watch
+        self.plain = plain
+        self.watched = watched
+
+    def __call__(self, iterator: Any) -> Any:
+        w = self.watch
+        # One call runs steps_per_execution steps (fewer at an epoch's end: the
+        # count is then ahead by a few steps until the epoch's end corrects it).
+        step = w.step + w.model.steps_per_execution
+        if step >= w.next_watch or w.force_next:
+            outputs = self.watched(iterator)  # StopIteration at an epoch's end passes through
+            w.step, w.batch = step, w.batch + (step - w.step)
+            w.force_next = False
+            w.next_watch = step + w.every
+            logs = w.after_watched(step, outputs)
+        else:
+            logs = self.plain(iterator)
+            w.batch += step - w.step
+            w.step = step
+            w.after_plain(step, logs)
+        if step >= w.next_progress:
+            w.progress()
+        return logs
+
+
+class WatchCallback(keras.callbacks.Callback):
+    """Epochs of a watched fit: their logs, the learning rate, progress, the phase line."""
+
+    def __init__(self, watch: Watch, counting: bool = False) -> None:
+        super().__init__()
+        self.watch = watch
+        # No watched steps (--no-watch): the global step is counted per epoch.
+        self.counting = counting
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        steps = (self.params or {}).get("steps")
+        self.watch.batches = int(steps) if isinstance(steps, int) and steps > 0 else None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.watch.epoch = epoch + 1
+        self.watch.batch = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        w = self.watch
+        try:
+            w.check_nonfinite()
+            if self.counting and w.batches:
+                w.step += w.batches
+                w.batch = w.batches
+            if w.batches is None and w.batch > 0:  # an unsized dataset: its first epoch tells
+                w.batches = w.batch
+            numbers = {key: _number(value) for key, value in (logs or {}).items()}
+            w.send(EpochEnded(epoch=epoch + 1, step=w.step, logs=numbers,
+                              learning_rate=_learning_rate(self.model),
+                              seconds=time.perf_counter() - w.started, fit=w.fit))
+            w.progress()
+            w.emit(PhaseChanged("train", step=epoch + 1, total=w.epochs))
+        except Exception as exc:  # noqa: BLE001 - monitoring must never break the user's training
+            w.failed(f"the figures of your training's epoch {epoch + 1}", exc)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        w = self.watch
+        try:
+            w.check_nonfinite()
+            w.send_histograms(w.step)
+        except Exception as exc:  # noqa: BLE001
+            w.failed("the figures of your training's end", exc)
+
+
+@contextmanager
+def _measuring_update(model: Any, traced: dict[str, Any]) -> Iterator[None]:
+    """While the watched step is traced, the model's optimizer's apply_gradients
+    measures the update it applies (the first call only: one update per step)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    original = optimizer.apply_gradients
+    scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
+
+    def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
+        if "squares" in traced or args or kwargs:
+            return original(grads_and_vars, *args, **kwargs)
+        pairs = list(grads_and_vars)
+        grads = [g for g, _ in pairs]
+        variables = [v for _, v in pairs]
+        traced["variables"] = variables
+        traced["squares"] = measured_apply(original, grads, variables, scale)
+        return None
+
+    with _instance_attribute(optimizer, "apply_gradients", apply_gradients):
+        yield
+
+
+@contextmanager
+def _capturing_loss(model: Any, traced: dict[str, Any]) -> Iterator[None]:
+    """The step's own loss, as train_step gives it to the loss tracker (Keras's
+    logged loss is the epoch's running mean of these)."""
+    tracker = getattr(model, "_loss_tracker", None)
+    if tracker is None:
+        yield
+        return
+    original = tracker.update_state
+
+    def update_state(values: Any, *args: Any, **kwargs: Any) -> Any:
+        traced.setdefault("loss", values)
+        return original(values, *args, **kwargs)
+
+    with _instance_attribute(tracker, "update_state", update_state):
+        yield
+
+
+@contextmanager
+def _instance_attribute(obj: Any, name: str, value: Any) -> Iterator[None]:
+    """Shadow a method on one object only (Keras's attribute tracking bypassed)."""
+    had = name in vars(obj)
+    saved = vars(obj).get(name)
+    object.__setattr__(obj, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            object.__setattr__(obj, name, saved)
+        else:
+            object.__delattr__(obj, name)
+
+
+def _finite(tensor: Any) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(tensor))))
+    except (TypeError, ValueError):
+        return True
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # a metric that is not one number
+        return None
+
+
+def _learning_rate(model: Any) -> float | None:
+    optimizer: Any = getattr(model, "optimizer", None)
+    try:
+        return float(np.asarray(optimizer.learning_rate))  # a schedule's current value
+    except Exception:  # noqa: BLE001 - an optimizer without one number for it
+        return None
+
+
+def _histogram(variable: Any) -> Histogram:
+    flat = tf.reshape(variable.value, [-1])
+    size = int(flat.shape[0]) if flat.shape[0] is not None else int(tf.size(flat))
+    stride = max(1, size // HISTOGRAM_SAMPLE)
+    values = np.asarray(flat[::stride], dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    nonfinite = int(values.size - finite.size)
+    if finite.size == 0:
+        return Histogram(0.0, 0.0, (0,) * HISTOGRAM_BINS, nonfinite=nonfinite, total=int(values.size))
+    lo, hi = float(finite.min()), float(finite.max())
+    counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS, range=(lo, hi if hi > lo else lo + 1e-12))
+    return Histogram(lo, hi, tuple(int(c) for c in counts), nonfinite=nonfinite, total=int(values.size))
+
+
+def with_callback(fit: Any, model: Any, args: tuple, kwargs: dict, callback: Any) -> tuple[tuple, dict]:
+    """fit's (args, kwargs) with `callback` appended to the user's callbacks."""
+    try:
+        bound = inspect.signature(fit).bind(model, *args, **kwargs)
+    except TypeError:
+        return args, kwargs
+    callbacks = bound.arguments.get("callbacks")
+    if callbacks is None:
+        merged: Any = [callback]
+    elif isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks.append(callback)
+        merged = callbacks
+    else:
+        merged = [*list(callbacks), callback]
+    bound.arguments["callbacks"] = merged
+    new_args = bound.args[1:]  # drop the model
+    return tuple(new_args), dict(bound.kwargs)
+
+
+def fit_argument(fit: Any, model: Any, args: tuple, kwargs: dict, name: str, default: Any = None) -> Any:
+    """One argument of a fit() call as Keras would see it (`default` when not given)."""
+    try:
+        bound = inspect.signature(fit).bind(model, *args, **kwargs)
+    except TypeError:
+        return default
+    return bound.arguments.get(name, default)
+
+
+def user_patience(callbacks: Any) -> int | None:
+    """The patience of the user's EarlyStopping / ReduceLROnPlateau, if any (the
+    smallest): the window over which their own schedule judges a plateau."""
+    found = []
+    for callback in list(callbacks or []):
+        patience = getattr(callback, "patience", None)
+        if isinstance(callback, (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)) \
+                and isinstance(patience, int):
+            found.append(patience)
+    return min(found) if found else None
