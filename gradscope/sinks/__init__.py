@@ -13,6 +13,7 @@ from gradscope.sinks.json_report import JsonReportSink
 from gradscope.sinks.layer_csv import LayerCsvSink
 from gradscope.sinks.record import RecordSink
 from gradscope.sinks.summary import SummarySink
+from gradscope.sinks.tensorboard import TensorBoardSink, check_logdir
 from gradscope.sinks.verdict_csv import VerdictCsvSink
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "LayerCsvSink",
     "RecordSink",
     "SummarySink",
+    "TensorBoardSink",
     "VerdictCsvSink",
     "build_sinks",
     "output_files",
@@ -34,10 +36,11 @@ def _csv_target(options: RunOptions) -> str | None:
 
 
 def output_files(options: RunOptions) -> dict[str, str]:
-    """The output files the options ask for ({flag: path}), each checked, none touched.
+    """The outputs the options ask for ({flag: path}), each checked, none touched.
 
     A bad path (missing folder, a folder, not writable, two outputs on one
-    file, an existing file without --force) raises UsageError. Cheap and
+    file, an existing file without --force) raises UsageError; so does a
+    --tensorboard DIR that is a file or cannot be made. Cheap and
     TensorFlow-free: it runs before the script, and before live mode's UI.
     """
     csv_target = _csv_target(options)
@@ -59,6 +62,16 @@ def output_files(options: RunOptions) -> dict[str, str]:
         check_writable(path)
         if os.path.exists(path) and not in_place(path) and not options.force:
             raise UsageError(f"'{path}' already exists: pass --force to overwrite it ({flag})")
+    if options.tensorboard is not None:
+        # A folder that gets a new run folder each time: it may exist, no --force needed.
+        check_logdir(options.tensorboard)
+        key = os.path.realpath(options.tensorboard)
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and --tensorboard both write '{options.tensorboard}': "
+                "--tensorboard needs a folder of its own"
+            )
+        wanted["--tensorboard"] = options.tensorboard
     return wanted
 
 
@@ -75,6 +88,8 @@ def build_sinks(options: RunOptions) -> list[Sink]:
         "--verdicts": VerdictCsvSink,
         "--json": JsonReportSink,
         "--record": RecordSink,
+        # Last: its run folder is made only once every file has opened.
+        "--tensorboard": lambda path: TensorBoardSink(path, options.script),
     }
     sinks: list[Sink] = []
     try:
