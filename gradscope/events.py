@@ -153,10 +153,21 @@ class Note:
 @dataclass(frozen=True)
 class OutputLine:
     """A line the user's script (or TensorFlow) printed, captured by live mode's
-    parent so it never draws over the UI; shown in the log pane."""
+    parent so it never draws over the UI; shown in the log pane.
+
+    Live mode runs the script on a pseudo-terminal and sends each line as the
+    terminal showed it when it was finished (`gradscope/terminal_lines.py`):
+    `text` has no control character; `ansi` is the same line with its colours
+    (SGR codes), "" when it has none. A `partial` line is the stream's line
+    still being drawn (a progress bar between redraws): it replaces that
+    stream's previous partial line, the stream's next finished line replaces
+    it, and it is never recorded. `ansi` and `partial` are written only when set
+    (records without them read as before)."""
 
     stream: str  # "stdout" | "stderr"
     text: str
+    ansi: str = ""
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,6 +317,8 @@ def to_dict(event: Event) -> dict[str, Any]:
         if isinstance(event, RunFinished):
             # Only a script that raised has these: other runs' records stay as they were.
             body = {k: v for k, v in body.items() if k not in ("error", "traceback") or v}
+        elif isinstance(event, OutputLine):
+            body = {k: v for k, v in body.items() if k not in ("ansi", "partial") or v}
     return {"v": SCHEMA_VERSION, "type": type(event).__name__, **_clean(body)}
 
 

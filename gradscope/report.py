@@ -179,8 +179,23 @@ class Report:
     def apply(self, event: Event) -> None:
         self.revision += 1
         if isinstance(event, OutputLine):
-            self.output.append(event)
-            self.output_total += 1
+            # Partial lines (a stream's line still being drawn: a progress bar)
+            # stay at the end of `output`, one per stream at most; the stream's
+            # next line, partial or finished, replaces its own. A finished line
+            # goes in before the other stream's partial; `output_total` counts
+            # finished lines only.
+            output = self.output
+            kept: list[OutputLine] = []
+            while output and output[-1].partial:
+                line = output.pop()
+                if line.stream != event.stream:
+                    kept.append(line)
+            if not event.partial:
+                output.append(event)
+                self.output_total += 1
+            output.extend(reversed(kept))
+            if event.partial:
+                output.append(event)
         elif isinstance(event, LayerStats):
             self._apply_layer_stats(event)
         elif isinstance(event, StepStats):
