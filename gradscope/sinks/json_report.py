@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 from gradscope import __version__
-from gradscope.events import Event, LayerStats, RunFinished, VerdictIssued, to_dict
+from gradscope.events import (
+    EpochEnded,
+    Event,
+    LayerRow,
+    LayerStats,
+    RunFinished,
+    StepStats,
+    TrainProgress,
+    VerdictIssued,
+    to_dict,
+)
 from gradscope.report import Report
 from gradscope.sinks._files import (
     check_writable,
@@ -18,6 +30,150 @@ from gradscope.sinks._files import (
 
 REPORT_SCHEMA = 1
 
+# The training's series are thinned to a bounded size, so a long run's report
+# stays small (docs/cli.md): at most this many watched-step losses and epochs,
+# and per layer a share of LAYER_BUDGET watched steps (10 layers: 500 each;
+# 1000 layers: 50 each).
+LOSS_POINTS = 1000
+EPOCH_POINTS = 1000
+LAYER_BUDGET = 50_000
+LAYER_POINTS_MIN, LAYER_POINTS_MAX = 20, 500
+METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
+           "act_saturated_frac", "act_dead_frac")
+
+T = TypeVar("T")
+
+
+class Thinned(Generic[T]):
+    """A series that keeps at most `cap` of the items added, evenly spread over
+    all of them: every `stride`-th one (the first always), the stride doubling
+    each time the kept ones overflow. Also kept: the last item, and any item
+    added with `pin=True` (the first non-finite figure: the one that matters).
+
+    Counted in items, never in time: the same run gives the same report.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(2, cap)
+        self.stride = 1
+        self.seen = 0
+        self._kept: list[tuple[int, T]] = []
+        self._pinned: list[tuple[int, T]] = []
+        self._last: tuple[int, T] | None = None
+
+    def add(self, item: T, pin: bool = False) -> None:
+        n = self.seen
+        self.seen += 1
+        if n % self.stride == 0:
+            self._kept.append((n, item))
+            if len(self._kept) > self.cap:
+                # Kept ordinals are multiples of the stride: every other one is
+                # a multiple of twice the stride, so the spacing stays even.
+                self._kept = self._kept[::2]
+                self.stride *= 2
+        if pin:
+            self._pinned.append((n, item))
+        self._last = (n, item)
+
+    def __iter__(self) -> Iterator[T]:
+        merged = dict(self._kept)
+        merged.update(self._pinned)
+        if self._last is not None:
+            merged[self._last[0]] = self._last[1]
+        return (merged[n] for n in sorted(merged))
+
+
+def _nonfinite(value: float | None) -> bool:
+    return value is not None and not math.isfinite(value)
+
+
+class TrainingSeries:
+    """The user's training as the report carries it: the epochs, the watched
+    steps' own losses and each layer's figures at the watched steps, thinned."""
+
+    def __init__(self) -> None:
+        self.progress: TrainProgress | None = None
+        self.epochs: Thinned[EpochEnded] = Thinned(EPOCH_POINTS)
+        self.losses: Thinned[StepStats] = Thinned(LOSS_POINTS)
+        self.layers: Thinned[LayerStats] | None = None  # sized by the first step's layers
+        self.first_nonfinite_loss: int | None = None
+        self._nonfinite_rows_seen = False
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, StepStats) and event.phase == "train":
+            pin = _nonfinite(event.loss) and self.first_nonfinite_loss is None
+            if pin:
+                self.first_nonfinite_loss = event.step
+            self.losses.add(event, pin=pin)
+        elif isinstance(event, LayerStats) and event.phase == "train":
+            if self.layers is None:
+                share = LAYER_BUDGET // max(1, len(event.rows))
+                self.layers = Thinned(max(LAYER_POINTS_MIN, min(LAYER_POINTS_MAX, share)))
+            # The first watched step with a non-finite figure shows where it started.
+            pin = not self._nonfinite_rows_seen and any(
+                _nonfinite(getattr(row, name)) for row in event.rows for name in METRICS
+            )
+            self._nonfinite_rows_seen = self._nonfinite_rows_seen or pin
+            self.layers.add(event, pin=pin)
+        elif isinstance(event, EpochEnded):
+            self.epochs.add(event)
+        elif isinstance(event, TrainProgress):
+            self.progress = event
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "progress": _body(self.progress) if self.progress is not None else None,
+            "epochs": [_body(e) for e in self.epochs],
+            "epochs_seen": self.epochs.seen,
+            "losses": [_loss_point(s) for s in self.losses],
+            "losses_seen": self.losses.seen,
+            "first_nonfinite_loss_step": self.first_nonfinite_loss,
+            "layers": _layer_series(self.layers) if self.layers is not None else [],
+            "watched_steps": self.layers.seen if self.layers is not None else 0,
+        }
+
+
+def _loss_point(step: StepStats) -> dict[str, Any]:
+    epoch = step.extra.get("epoch")
+    return _clean_numbers({
+        "step": step.step,
+        "epoch": int(epoch) if epoch is not None and math.isfinite(epoch) else None,
+        "loss": step.loss,
+    })
+
+
+def _layer_series(kept: Thinned[LayerStats]) -> list[dict[str, Any]]:
+    """One entry per layer, in the model's forward order: the watched steps it was
+    measured at and each metric at those steps (columns, not rows: compact)."""
+    series: dict[str, dict[str, Any]] = {}
+    for event in kept:
+        for row in event.rows:
+            entry = series.get(row.layer)
+            if entry is None:
+                entry = series[row.layer] = _new_series(row)
+            entry["steps"].append(event.step)
+            for name in METRICS:
+                entry[name].append(getattr(row, name))
+    return [_clean_numbers(entry) for entry in series.values()]
+
+
+def _new_series(row: LayerRow) -> dict[str, Any]:
+    return {"layer": row.layer, "layer_type": row.layer_type, "steps": [],
+            **{name: [] for name in METRICS}}
+
+
+def _clean_numbers(data: dict[str, Any]) -> dict[str, Any]:
+    # The same NaN/Inf strings as the events (events.to_dict).
+    return {key: _cleaned(value) for key, value in data.items()}
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return value
+
 
 def _body(event: Any) -> dict[str, Any]:
     # events.to_dict already turns nan/inf into strings; drop its envelope keys.
@@ -26,8 +182,12 @@ def _body(event: Any) -> dict[str, Any]:
     return data
 
 
-def report_json(report: Report) -> dict[str, Any]:
-    """The `--json` document of a run, as plain JSON-ready data (docs/cli.md)."""
+def report_json(report: Report, training: TrainingSeries | None = None) -> dict[str, Any]:
+    """The `--json` document of a run, as plain JSON-ready data (docs/cli.md).
+
+    `training`: the training's series, folded from the same events; without
+    it the report has an empty `training` and every StepStats in `steps`.
+    """
     ranked = report.ranked_verdicts()
     top = report.headline()
     layers = []
@@ -44,13 +204,21 @@ def report_json(report: Report) -> dict[str, Any]:
         "verdicts": [_body(VerdictIssued(v))["verdict"] for v in ranked],
         "headline": top.message if top else None,
         "layers": layers,
-        "steps": [_body(s) for s in report.steps],
+        "steps": [_body(s) for s in _steps(report, training)],
         "notes": [_body(n) for n in report.notes],
         # Checks that did not run (experiments cut short by --budget...):
         # an empty verdict list means "healthy" only when this is empty too.
         "unchecked": report.unchecked(),
         "finished": _body(report.finished) if report.finished else None,
+        "training": (training or TrainingSeries()).to_json(),
     }
+
+
+def _steps(report: Report, training: TrainingSeries | None) -> list[StepStats]:
+    """Every probe step; the training's watched steps as thinned in `training.losses`."""
+    if training is None:
+        return list(report.steps)
+    return [s for s in report.steps if s.phase != "train"] + list(training.losses)
 
 
 class JsonReportSink:
@@ -66,6 +234,7 @@ class JsonReportSink:
         # A pipe or a device (/dev/stdout) gets the report once, complete, at close.
         self._rewrite = not in_place(path)
         self.run_report = Report()
+        self.training = TrainingSeries()
         if self._rewrite:
             write_atomic_at_open(path, self.render())
         else:
@@ -73,12 +242,13 @@ class JsonReportSink:
 
     def handle(self, event: Event) -> None:
         self.run_report.apply(event)
+        self.training.apply(event)
         if isinstance(event, RunFinished) and self._rewrite:
             write_atomic(self.path, self.render())
 
     def report(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
-        return report_json(self.run_report)
+        return report_json(self.run_report, self.training)
 
     def render(self) -> str:
         return json.dumps(self.report(), indent=2, allow_nan=False) + "\n"
