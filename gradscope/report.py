@@ -9,12 +9,13 @@ Revision counters let each widget redraw only when its part changed.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import NamedTuple
+from itertools import islice, pairwise
+from typing import Generic, NamedTuple, TypeVar
 
 from gradscope.events import (
     EpochEnded,
@@ -41,6 +42,19 @@ from gradscope.verdicts import SEVERITY_ORDER, Verdict, rank
 HISTORY_BUDGET = 100_000
 HISTORY_MIN, HISTORY_MAX = 64, 1000
 LOSS_HISTORY = 5000
+# The whole run at a glance (the drill-down's lines over the whole training):
+# per layer, at most this many samples thinned evenly over every step seen
+# (`Thinned`), from a budget of a quarter of the history's. The samples are the
+# history's own tuples (shared while both hold them), so the extra cost is the
+# samples that have left the history: at most 25,000 in all (about 8 MB),
+# 256 per layer up to 100 layers, 32 at 1000 layers.
+OVERVIEW_BUDGET = HISTORY_BUDGET // 4
+OVERVIEW_MIN, OVERVIEW_MAX = 32, 256
+# The loss chart's whole training: each phase's points thinned to at most this
+# many, so a chart of a 100,000-step training costs what a short one does.
+LOSS_OVERVIEW = 512
+# TrainProgress events the training's rate is measured over (the latest ones).
+RATE_WINDOW = 32
 
 class Sample(NamedTuple):
     phase: str
@@ -56,6 +70,78 @@ METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
 _COLUMN = {name: index + 2 for index, name in enumerate(METRICS)}
 HistoryEntry = tuple  # (phase, step, *METRICS)
 RECENT_GRADS = 64
+
+
+T = TypeVar("T")
+
+
+class Thinned(Generic[T]):
+    """A series of any length, thinned evenly to at most `capacity` items (+2):
+    bounded memory for a training of any length.
+
+    Items come in buckets of `stride` consecutive ones; each full bucket keeps
+    one item, its first one, or its first *bad* one (a non-finite figure: the
+    news) if it had one. When `capacity` buckets are kept, neighbouring pairs
+    merge by the same rule (the first's item, unless only the second's is bad)
+    and the stride doubles: the kept items are every stride-th one (the first
+    item ever among them), stride a power of two, `capacity // 2` to `capacity`
+    of them. `items()` then adds the bucket still filling (its pick) and the
+    latest item, so the series always runs from the first item to the latest.
+
+    An add costs a few attribute updates (a 1000-layer model adds 1000 a step);
+    pairs merge once per `capacity // 2` kept buckets.
+    """
+
+    __slots__ = ("_bad", "_last", "_left", "_pick", "_pick_bad", "capacity", "kept", "stride",
+                 "total")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(2, capacity + capacity % 2)  # even: pairs merge whole
+        self.kept: list[T] = []
+        self._bad = bytearray()  # per kept item: 1 if bad
+        self.stride = 1
+        self.total = 0  # items ever added
+        self._left = 1  # items the bucket now filling still takes
+        self._pick: T | None = None  # that bucket's item so far (None: it is empty)
+        self._pick_bad = False
+        self._last: T | None = None
+
+    def add(self, item: T, bad: bool = False) -> None:
+        self.total += 1
+        self._last = item
+        if self._pick is None or (bad and not self._pick_bad):
+            self._pick, self._pick_bad = item, bad
+        self._left -= 1
+        if self._left:
+            return
+        self.kept.append(self._pick)  # type: ignore[arg-type]
+        self._bad.append(self._pick_bad)
+        self._pick, self._pick_bad = None, False
+        self._left = self.stride
+        if len(self.kept) >= self.capacity:
+            self._halve()
+
+    def _halve(self) -> None:
+        kept, bad = self.kept, self._bad
+        self.kept = [kept[i] if bad[i] or not bad[i + 1] else kept[i + 1]
+                     for i in range(0, len(kept), 2)]
+        self._bad = bytearray(bad[i] | bad[i + 1] for i in range(0, len(bad), 2))
+        self.stride *= 2
+        self._left = self.stride
+
+    def items(self) -> list[T]:
+        """The kept items, oldest first, then the pick of the bucket still filling
+        and the latest item (each once)."""
+        out = list(self.kept)
+        if self._pick is not None:
+            out.append(self._pick)
+        last = self._last
+        if last is not None and (not out or out[-1] is not last):
+            out.append(last)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.items())
 
 
 class LossPoint(NamedTuple):
@@ -91,6 +177,9 @@ class LayerTrack:
     known: dict[str, float] = field(default_factory=dict)
     # The latest measured gradient norms, for the table's sparkline.
     recent_grads: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_GRADS))
+    # Every sample seen, thinned evenly (the drill-down's lines over the whole
+    # training): the history's own tuples, so sharing them costs nothing.
+    overview: Thinned[HistoryEntry] = field(default_factory=lambda: Thinned(OVERVIEW_MAX))
 
     def record(self, phase: str, step: int, row: LayerRow) -> None:
         # Written out metric by metric: a 1000-layer model streams 1000 of these
@@ -99,7 +188,12 @@ class LayerTrack:
         grad, weight, update = row.grad_norm, row.weight_norm, row.update_ratio
         mean, std = row.act_mean, row.act_std
         saturated, dead = row.act_saturated_frac, row.act_dead_frac
-        self.history.append((phase, step, grad, weight, update, mean, std, saturated, dead))
+        entry = (phase, step, grad, weight, update, mean, std, saturated, dead)
+        self.history.append(entry)
+        # A NaN (the watch's "non-finite values seen") is kept by the thinning. Its
+        # gradient, weight or activation figures show it (the others derive from
+        # them); `x != x` is NaN's own test, and None's is False.
+        self.overview.add(entry, grad != grad or weight != weight or mean != mean)
         known = self.known
         if grad is not None:
             known["grad_norm"] = grad
@@ -117,6 +211,19 @@ class LayerTrack:
         if dead is not None:
             known["act_dead_frac"] = dead
         self.samples += 1
+
+    def whole(self, metric: str) -> list[float | None]:
+        """The metric over the whole run, oldest first: every kept step while the
+        history still holds every sample, else the thinned overview (evenly
+        spaced samples, NaN kept)."""
+        column = _COLUMN[metric]
+        entries = self.history if self.samples <= len(self.history) else self.overview.items()
+        return [entry[column] for entry in entries]
+
+    def whole_steps(self) -> list[tuple[str, int]]:
+        """(phase, step) of each value `whole` gives."""
+        entries = self.history if self.samples <= len(self.history) else self.overview.items()
+        return [(entry[0], entry[1]) for entry in entries]
 
     def value(self, metric: str) -> float | None:
         """The metric's latest measured value (None: never measured for this layer)."""
@@ -152,6 +259,8 @@ class Report:
         self.output: deque[OutputLine] = deque(maxlen=OUTPUT_LINES)
         self.output_total = 0  # lines ever seen; the deque keeps the newest
         self.losses: deque[LossPoint] = deque(maxlen=LOSS_HISTORY)
+        # The same points over the whole run, each phase thinned (the loss chart).
+        self.loss_thinned: dict[str, Thinned[LossPoint]] = {}
         # Every StepStats, for the JSON report (a few per probe, one per epoch).
         self.steps: list[StepStats] = []
         self.probe_steps: set[int] = set()
@@ -160,6 +269,7 @@ class Report:
         self._step_seconds: deque[float] = deque(maxlen=20)
         # The user's training: where it is now, and every epoch that ended.
         self.progress: TrainProgress | None = None
+        self._progress_window: deque[TrainProgress] = deque(maxlen=RATE_WINDOW)
         self.epochs: list[EpochEnded] = []
         self.history_length = HISTORY_MAX  # per layer; set from the model's size
         self.revision = 0  # any change
@@ -201,27 +311,30 @@ class Report:
         elif isinstance(event, StepStats):
             self.phase = self.step_phase = event.phase
             self.step = event.step
-            self.losses.append(LossPoint(event.phase, event.step, event.loss))
+            self._add_loss(LossPoint(event.phase, event.step, event.loss))
             self.steps.append(event)
             if event.phase == "probe":
                 self.probe_steps.add(event.step)
             val_loss = event.extra.get("val_loss")
             if val_loss is not None:
                 # Kept apart from the training loss: the chart draws it as its own series.
-                self.losses.append(LossPoint("validation", event.step, val_loss))
+                self._add_loss(LossPoint("validation", event.step, val_loss))
             if event.seconds is not None and event.seconds > 0:
                 self._step_seconds.append(event.seconds)
         elif isinstance(event, TrainProgress):
+            if self.progress is not None and self.progress.fit != event.fit:
+                self._progress_window.clear()  # a new fit() counts its seconds afresh
             self.progress = event
+            self._progress_window.append(event)
         elif isinstance(event, EpochEnded):
             self.epochs.append(event)
             loss = event.logs.get("loss")
             if loss is not None:
                 # The epoch's mean training loss, as Keras reports it.
-                self.losses.append(LossPoint("epoch", event.step, loss))
+                self._add_loss(LossPoint("epoch", event.step, loss))
             val_loss = event.logs.get("val_loss")
             if val_loss is not None:
-                self.losses.append(LossPoint("validation", event.step, val_loss))
+                self._add_loss(LossPoint("validation", event.step, val_loss))
         elif isinstance(event, LayerHistograms):
             for item in event.layers:
                 track = self.layers.get(item.layer)
@@ -254,6 +367,14 @@ class Report:
         elif isinstance(event, RunFinished):
             self.finished = event
 
+    def _add_loss(self, point: LossPoint) -> None:
+        self.losses.append(point)
+        thinned = self.loss_thinned.get(point.phase)
+        if thinned is None:
+            thinned = self.loss_thinned[point.phase] = Thinned(LOSS_OVERVIEW)
+        loss = point.loss
+        thinned.add(point, loss is not None and not math.isfinite(loss))
+
     def _apply_layer_stats(self, event: LayerStats) -> None:
         self.phase = self.step_phase = event.phase
         self.step = event.step
@@ -269,7 +390,9 @@ class Report:
         track = self.layers.get(name)
         if track is None:
             track = LayerTrack(name, len(self.layers), layer_type, param_count, trainable,
-                               history=deque(maxlen=self.history_length))
+                               history=deque(maxlen=self.history_length),
+                               overview=Thinned(overview_length(len(self.model.layers)
+                                                                if self.model else 1)))
             self.layers[name] = track
         return track
 
@@ -320,6 +443,81 @@ class Report:
     def verdicts_for(self, layer: str) -> list[Verdict]:
         return [v for v in self.ranked_verdicts() if layer in named_layers(v, self.layers)]
 
+    # --- the user's training (TrainProgress, EpochEnded) ----------------------
+
+    def legacy_training(self) -> bool:
+        """True for a recording made before the watch: its training StepStats
+        came one per epoch, with `step` the epoch (no TrainProgress, no
+        EpochEnded, no "epoch" in their extra)."""
+        if self.progress is not None or self.epochs:
+            return False
+        for stats in reversed(self.steps):
+            if stats.phase == "train":
+                return "epoch" not in stats.extra
+        return False
+
+    def training_epoch(self) -> int | None:
+        """The epoch the user's training is in (1-based), None before it is known."""
+        if self.progress is not None:
+            return self.progress.epoch
+        for stats in reversed(self.steps):
+            if stats.phase == "train":
+                epoch = stats.extra.get("epoch")
+                if epoch is None:  # a recording from before the watch: step = epoch
+                    return stats.step
+                return int(epoch) if math.isfinite(epoch) else None
+        event = self.phase_event
+        if event is not None and event.phase == "train" and event.step is not None:
+            return event.step
+        return None
+
+    def training_rate(self) -> float | None:
+        """Steps per second of the user's training: the median pace between the
+        latest TrainProgress events of this fit (RATE_WINDOW of them), so one slow
+        stretch (an epoch's validation, a checkpoint) does not move it; the first
+        event's time (which holds the compilation) is never a pace. None before
+        two events."""
+        paces = [
+            (later.seconds - earlier.seconds) / (later.step - earlier.step)
+            for earlier, later in pairwise(self._progress_window)
+            if later.step > earlier.step and later.seconds > earlier.seconds
+        ]
+        if not paces:
+            return None
+        return 1.0 / statistics.median(paces)
+
+    def training_remaining(self) -> int | None:
+        """Steps left in this fit: the epochs to come and the rest of this one.
+        None while the epoch's length is unknown (an unsized dataset's first
+        epoch) or the fit has no epochs (train_on_batch)."""
+        progress = self.progress
+        if progress is None or progress.batches is None or progress.epochs is None:
+            return None
+        later = max(0, progress.epochs - progress.epoch) * progress.batches
+        return later + max(0, progress.batches - progress.batch)
+
+    def training_eta(self) -> float | None:
+        """Seconds until this fit ends at `training_rate`; None when unknown."""
+        remaining, rate = self.training_remaining(), self.training_rate()
+        if remaining is None or rate is None:
+            return None
+        return remaining / rate
+
+    def loss_overview(self) -> list[LossPoint]:
+        """Every loss of the run at a bounded cost (each phase thinned to at most
+        LOSS_OVERVIEW points): the probe's steps first, then the training's points
+        in step order (at one step: in the order their phases first came)."""
+        thinned = self.loss_thinned
+        probe = thinned["probe"].items() if "probe" in thinned else []
+        rest = [point for phase, series in thinned.items() if phase != "probe"
+                for point in series.items()]
+        rest.sort(key=lambda point: point.step)  # stable
+        return probe + rest
+
+    def loss_count(self) -> int:
+        """Loss points ever seen (the chart redraws when it changes)."""
+        return sum(series.total for series in self.loss_thinned.values())
+
     def steps_per_second(self) -> float | None:
         # The median step time ignores the first step's compilation.
         if not self._step_seconds:
@@ -358,6 +556,11 @@ def plural(count: int, word: str) -> str:
 def history_length(layers: int) -> int:
     """Steps of history each layer keeps, for a model of `layers` layers."""
     return max(HISTORY_MIN, min(HISTORY_MAX, HISTORY_BUDGET // max(1, layers)))
+
+
+def overview_length(layers: int) -> int:
+    """Samples each layer's whole-run overview keeps, for a model of `layers` layers."""
+    return max(OVERVIEW_MIN, min(OVERVIEW_MAX, OVERVIEW_BUDGET // max(1, layers)))
 
 
 def named_layers(verdict: Verdict, layers: dict[str, LayerTrack]) -> set[str]:

@@ -55,6 +55,21 @@ def per_second(value: float | None, what: str = "steps") -> str:
     return with_unit(value, f"{what}/s")
 
 
+def duration(value: float | None) -> str:
+    """A time to come, to the second, in the largest units that read at a glance:
+    `29 s`, `4 min 05 s`, `2 h 07 min`; MISSING when unknown."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return MISSING
+    whole = round(value)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def log10(value: float | None) -> str:
     """An update ratio as its order of magnitude: -3.0 means 1e-3 of the weights per step."""
     if value is None:

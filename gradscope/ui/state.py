@@ -257,11 +257,12 @@ class TableFigures:
                 sources[name] = FigureSource(phase, step)
         return sources
 
-    def title(self, tracks: Iterable[LayerTrack]) -> str:
+    def title(self, tracks: Iterable[LayerTrack], *, epochs: bool = True) -> str:
         """Where the table's figures come from, for its title: `figures: probe
         step 5` when every figure is from one step, else the step most columns
         share first, then the others by column: `figures: probe step 5, log upd:
-        epoch 15`. Empty before any figure."""
+        epoch 15`. Empty before any figure. `epochs`: training samples count
+        epochs (a recording from before the watch), else global steps (`step 1500`)."""
         per_column: dict[str, set[tuple[str, int]]] = {label: set() for label, _ in _SHOWN}
         for track in tracks:
             sample = track.latest
@@ -282,7 +283,7 @@ class TableFigures:
         groups: dict[str, list[str]] = {}
         for label, seen in per_column.items():
             if seen:
-                groups.setdefault(_where(seen), []).append(label)
+                groups.setdefault(_where(seen, epochs), []).append(label)
         if not groups:
             return ""
         ranked = sorted(groups.items(), key=lambda group: -len(group[1]))  # stable
@@ -290,13 +291,13 @@ class TableFigures:
         return ", ".join([first, *(f"{'/'.join(labels)}: {where}" for where, labels in ranked[1:])])
 
 
-def _where(sources: set[tuple[str, int]]) -> str:
+def _where(sources: set[tuple[str, int]], epochs: bool = True) -> str:
     ordered = sorted(sources, key=lambda s: (_PHASE_ORDER.get(s[0], 2), s[0], s[1]))
     (first_phase, first_step), (last_phase, last_step) = ordered[0], ordered[-1]
 
     def one(phase: str, step: int, steps: bool = False) -> str:
         if phase == "train":
-            return f"epoch{'s' if steps else ''} {step}"
+            return f"{'epoch' if epochs else 'step'}{'s' if steps else ''} {step}"
         return f"{phase} step{'s' if steps else ''} {step}"
 
     if ordered[0] == ordered[-1]:

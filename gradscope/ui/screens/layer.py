@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import ClassVar
 
@@ -57,13 +57,42 @@ SCAN_EVERY = 1.0  # seconds between two scans of every layer's history for the s
 FIXED_BOUNDS = {"act_dead_frac": (0.0, 1.0), "act_saturated_frac": (0.0, 1.0)}
 
 
+def kept_values(track: LayerTrack, metric: str) -> Iterable[float | None]:
+    """Every value of `metric` the track keeps: its recent history, and the
+    whole run's thinned overview once the history no longer holds every sample."""
+    if track.samples <= len(track.history):
+        return track.series(metric)
+    return chain(track.series(metric), track.whole(metric))
+
+
 def metric_scale(layers: Iterable[LayerTrack], metric: str) -> tuple[tuple[float, float] | None, bool]:
-    """(bounds, log) of `metric` over every kept step of every layer: the shared scale."""
+    """(bounds, log) of `metric` over every kept step of every layer (the recent
+    history and the whole run's overview): the shared scale."""
     log = metric in LOG_METRICS
     if metric in FIXED_BOUNDS:
         return FIXED_BOUNDS[metric], False
-    values = chain.from_iterable(track.series(metric) for track in layers)
+    values = chain.from_iterable(kept_values(track, metric) for track in layers)
     return fmt.shared_bounds(values, log=log), log
+
+
+def where(phase: str, step: int, epochs: bool) -> str:
+    """A sample's place in the run: `probe step 5`, `step 1500`, or `epoch 15` in
+    a recording from before the watch (its training samples came one per epoch)."""
+    if phase == "probe":
+        return f"probe step {step}"
+    if phase == "train":
+        return f"epoch {step}" if epochs else f"step {step}"
+    return f"{phase} {step}"
+
+
+def span_text(track: LayerTrack, epochs: bool = False) -> str:
+    """What the lines span: `probe step 1 → step 3000, 230 samples` (the whole run)."""
+    steps = track.whole_steps()
+    if not steps:
+        return "no samples yet"
+    first, last = where(*steps[0], epochs), where(*steps[-1], epochs)
+    span = first if len(steps) == 1 else f"{first} → {last}"
+    return f"{span}, {len(steps)} sample{'s' if len(steps) != 1 else ''}"
 
 
 def _finite(values: list[float | None]) -> list[float]:
@@ -81,11 +110,14 @@ class SeriesPanel(Widget):
     SeriesPanel > .series--muted { color: $text-muted; }
     """
 
-    def __init__(self, track: LayerTrack, layers: Mapping[str, LayerTrack] | None = None) -> None:
+    def __init__(self, track: LayerTrack, layers: Mapping[str, LayerTrack] | None = None,
+                 *, epochs: Callable[[], bool] = lambda: False) -> None:
         super().__init__(id="series")
         self.track = track
         self.tracks = layers if layers is not None else {track.name: track}
-        self.border_title = "Per step · each metric on one scale shared by all layers"
+        # Whether training samples count epochs (a recording from before the watch).
+        self.epochs = epochs
+        self.border_title = "Over the whole run · each metric on one scale shared by all layers"
         self._scales: tuple[object, dict[str, tuple[tuple[float, float] | None, bool]]] = (None, {})
         self._scanned = 0.0
         self._rescan_due = False
@@ -121,21 +153,28 @@ class SeriesPanel(Widget):
         spark_width = max(4, width - _LABEL - 3 * (_VALUE + 1) - 1)
         scope = "shared scale" if len(self.tracks) > 1 else "own scale"
         text = Text(no_wrap=True, overflow="ellipsis")
+        span = span_text(self.track, self.epochs())
+        if len(span) + len(scope) + 3 <= spark_width:
+            span += f" · {scope}"
         text.append(
             "metric".ljust(_LABEL)
-            + f"history ({len(self.track.history)} steps, {scope})".ljust(spark_width)[:spark_width]
+            + span.ljust(spark_width)[:spark_width]
             + " " + "latest".rjust(_VALUE) + " " + "min".rjust(_VALUE) + " " + "max".rjust(_VALUE),
             style=self.severity_style("muted") if self.is_mounted else "",
         )
         scales = self.scales()
         for label, _, name, show in SERIES:
-            values = self.track.series(name)
-            finite = _finite(values)
+            # The whole run (thinned evenly once the history no longer holds it),
+            # one column per span of samples (their mean, NaN kept): its start
+            # stays on the left however long the training.
+            values = self.track.whole(name)
+            finite = _finite(list(kept_values(self.track, name)))
             low, high = (min(finite), max(finite)) if finite else (None, None)
-            # The latest measured value: training rows do not measure every metric.
-            latest = next((v for v in reversed(values) if v is not None), None)
+            # The latest measured value: not every sample measures every metric.
+            latest = self.track.value(name)
             bounds, log = scales[name]
-            line = fmt.spark(values, spark_width, bounds=bounds, log=log)[0]
+            line = fmt.spark(fmt.downsample(values, spark_width), spark_width,
+                             bounds=bounds, log=log)[0]
             text.append("\n" + label.ljust(_LABEL) + line)
             for value in (latest, low, high):
                 text.append(" ")
@@ -181,7 +220,7 @@ class LayerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(layer_title(self.track), markup=False, id="layer-title")
         yield VerdictPanel(id="layer-verdicts")
-        yield SeriesPanel(self.track, self.state.layers)
+        yield SeriesPanel(self.track, self.state.layers, epochs=self.state.legacy_training)
         with ContentSwitcher(initial="steps", id="views"):
             steps: DataTable[str | Text] = DataTable(id="steps", cursor_type="row",
                                                      zebra_stripes=True)
@@ -255,3 +294,7 @@ class LayerScreen(Screen[None]):
             self._first_row += 1
         if follow and table.row_count:
             table.move_cursor(row=table.row_count - 1)
+        # The table holds the recent steps; the lines above, the whole run.
+        kept = "" if track.samples <= len(history) else \
+            f" (the latest {len(history)} of {track.samples} samples)"
+        table.border_title = f"Steps{kept} · h histograms · c config"

@@ -143,7 +143,8 @@ class OverviewScreen(Screen[None]):
                 self._bounds = self._figures.grad_bounds(state.layers.values())
                 # Where the figures come from: the verdicts quote medians over the probe
                 # steps, the table one step's figures (the user's epochs measure weights only).
-                self._figures_title = self._figures.title(rows)
+                self._figures_title = self._figures.title(
+                    rows, epochs=state.legacy_training())
             self.table.set_rows(rows, state.layer_flags(), self.sort, reverse=self.reverse,
                                 bounds=self._bounds)
             title = f"Layers ({len(rows)}"

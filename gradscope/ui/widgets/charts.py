@@ -54,8 +54,14 @@ class ChartsRow(Horizontal):
         self.set_class(event.size.width < NARROW, "-narrow")
 
     def update_from(self, report: Report, flags: Mapping[str, str]) -> None:
-        key = (len(report.losses), report.losses[-1] if report.losses else None)
+        legacy = report.legacy_training()
+        key = (report.loss_count(), report.losses[-1] if report.losses else None, legacy,
+               len(report.epochs))
         if key != self._seen:
             self._seen = key
-            self.query_one(LossChart).update_from(list(report.losses))
+            # The whole run, each phase thinned (a bounded cost for any training's
+            # length); a recording from before the watch counts its training in epochs.
+            self.query_one(LossChart).update_from(
+                report.loss_overview(), unit="epoch" if legacy else "step",
+                epochs=len(report.epochs) or None)
         self.query_one(DepthChart).update_from(report, flags)

@@ -1,13 +1,22 @@
-"""The loss over the run: probe steps, then training epochs, with validation.
+"""The loss over the run: the probe's steps, then the user's training over its
+global steps, with validation.
 
-- The x-axis is the run's sequence of points, spread over the full width: each
-  probe step is one slot, each epoch one slot (training and validation of an
-  epoch share it), in the order they came. The axis row names where each part
-  starts (`probe 1`, `epoch 1`).
-- Three series kept apart by glyph and colour: the training loss as a filled
-  area (`▁▂…█`), validation as `•` points, probe steps as `+` points; the points
-  of one series are joined by `·` where the cells are free. The key sits at the
-  right of the axis row.
+- Two x scales, kept apart. *Steps* (a run with the watch: the training's points
+  sit at global steps): once the training has points, the probe's few steps get
+  their own narrow panel at the left (one column per probe step, at most a sixth
+  of the plot), then a `┊` column, then the training over the rest of the width,
+  x proportional to the global step (each column the mean of the points that fall
+  on it, so 100,000 steps draw like 100). Before the training the probe takes the
+  whole width, one slot per step. *Epochs* (a recording from before the watch,
+  one training point per epoch): one slot per probe step and per epoch, in the
+  order they came, spread over the full width; an epoch's training and
+  validation losses share a slot. The axis row names where each part starts
+  (`probe 1`, `step 1` or `epoch 1`) and the last step or epoch at the right end.
+- Series kept apart by glyph and colour: the training loss as a filled area
+  (`▁▂…█`: the watched steps' own losses; without them, the epochs' mean
+  losses), the epochs' mean training loss as `×` points, validation as `•`
+  points, probe steps as `+` points; the points of one series are joined by `·`
+  where the cells are free. The key sits at the right of the axis row.
 - The y-axis labels its scale: the largest value at the top, the smallest at the
   bottom, the middle one when there are 3 rows or more (`fmt.number`). It is
   linear, or log10 when every value is positive and they span more than two
@@ -20,14 +29,15 @@
 - NaN/Inf losses are a `!` on the top row.
 
 `render_loss` is a pure function (tested on recorded runs); `LossChart` only
-feeds it the points and the theme's colours.
+feeds it the points (`Report.loss_overview`: bounded, whatever the training's
+length) and the theme's colours.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rich.text import Text
 from textual.widget import Widget
@@ -38,10 +48,16 @@ from gradscope.ui.widgets.depth_chart import Canvas, Picture, Styles, y_axis
 
 FLAT_LOSS = 1e-3  # spread / size at or under which the loss is "flat"
 MIN_SPAN = 1e-2  # the y-axis spans at least this share of the loss's size
-# Phase -> (glyph, name in the key); the training loss is an area, not a glyph.
-POINTS = {"probe": ("+", "probe"), "validation": ("•", "val")}
+# Phase -> (glyph, name in the key), drawn in this order (the later on top); the
+# training loss is an area, not a glyph.
+POINTS = {"epoch": ("×", "epoch"), "validation": ("•", "val"), "probe": ("+", "probe")}
 AREA = "train"
 OTHER = ("∘", "")  # a phase the chart does not know: points, no key entry
+KEY_ORDER = ("probe", AREA, "epoch", "validation")
+PROBE_SHARE = 6  # the probe's own panel takes at most 1/PROBE_SHARE of the plot...
+PROBE_PANEL_FROM = 12  # ...from this many columns of plot (narrower: the training alone)
+SEPARATOR = "┊"  # between the probe's panel and the training
+Place = Callable[[LossPoint], "int | None"]
 
 
 def _slot_key(point: LossPoint) -> tuple[str, int]:
@@ -50,11 +66,18 @@ def _slot_key(point: LossPoint) -> tuple[str, int]:
 
 
 def slots(points: Sequence[LossPoint]) -> list[tuple[str, int]]:
-    """The x-axis: one slot per probe step and per epoch, in the order they came."""
+    """The x-axis in epochs: one slot per probe step and per epoch, in the order they came."""
     seen: dict[tuple[str, int], None] = {}
     for point in points:
         seen.setdefault(_slot_key(point), None)
     return list(seen)
+
+
+def training_unit(points: Sequence[LossPoint]) -> str:
+    """What a training point's step counts: "step" (the watch's global steps: its
+    epochs end with an "epoch" point) or "epoch" (a recording from before the
+    watch). The chart's caller knows better early in a run (Report.legacy_training)."""
+    return "step" if any(point.phase == "epoch" for point in points) else "epoch"
 
 
 def _value(points: list[float]) -> float:
@@ -71,6 +94,10 @@ def _unit(phase: str, count: int) -> str:
     return f"{count} {phase} point{'s' if count != 1 else ''}"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def is_flat(values: Sequence[float]) -> bool:
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2:
@@ -79,19 +106,47 @@ def is_flat(values: Sequence[float]) -> bool:
     return high - low <= FLAT_LOSS * max(abs(low), abs(high))
 
 
-def loss_title(points: Sequence[LossPoint]) -> str:
+def _how_many(measured: Sequence[LossPoint], unit: str, epochs: int | None) -> str:
+    """`5 steps, 15 epochs` (epochs), `5 probe steps, 1500 steps, 15 epochs` (steps)."""
+    if unit == "epoch":
+        counts: dict[str, int] = {}
+        for phase, _ in slots(measured):
+            counts[phase] = counts.get(phase, 0) + 1
+        return ", ".join(_unit(phase, count) for phase, count in counts.items())
+    probe = len({p.step for p in measured if p.phase == "probe"})
+    training = [p.step for p in measured if p.phase != "probe"]
+    if epochs is None:
+        epochs = sum(1 for p in measured if p.phase == "epoch")
+    parts = []
+    if probe:
+        parts.append(_plural(probe, "probe step" if training else "step"))
+    if training:
+        parts.append(_plural(max(training), "step"))
+    if epochs:
+        parts.append(_plural(epochs, "epoch"))
+    return ", ".join(parts)
+
+
+def loss_title(points: Sequence[LossPoint], *, unit: str | None = None,
+               epochs: int | None = None) -> str:
     """`Loss 2.45 → 0.0664, min 0.0664, val 0.326 (5 steps, 15 epochs)`, or
-    `Loss flat at 2.303 (5 steps)`."""
+    `Loss flat at 2.303 (5 steps)`. With the watch's global steps (`unit`
+    "step"), first → last and min read the probe and the epochs' mean losses
+    (the steps' own losses before the first epoch ends: one step's loss is
+    noisy), and the counts are `5 probe steps, 1500 steps, 15 epochs`."""
     measured = [p for p in points if p.loss is not None]
     if not measured:
         return "Loss"
-    counts: dict[str, int] = {}
-    for phase, _ in slots(measured):
-        counts[phase] = counts.get(phase, 0) + 1
-    how_many = ", ".join(_unit(phase, count) for phase, count in counts.items())
-    own = [p.loss for p in measured if p.phase != "validation" and p.loss is not None]
+    unit = unit or training_unit(measured)
+    how_many = _how_many(measured, unit, epochs)
+    phases = {p.phase for p in measured}
+    if unit == "epoch":
+        trend = phases - {"validation"}
+    else:  # one step's own loss is noisy: the epochs' means say where it goes
+        trend = {"probe", "epoch" if "epoch" in phases else AREA}
+    own = [p.loss for p in measured if p.phase in trend and p.loss is not None]
     validation = [p.loss for p in measured if p.phase == "validation" and p.loss is not None]
-    every = own + validation
+    every = [p.loss for p in measured if p.loss is not None]
     if is_flat(every):
         finite = [v for v in every if math.isfinite(v)]
         return f"Loss flat at {fmt.number(finite[-1], 4)} ({how_many})"
@@ -109,12 +164,83 @@ def loss_title(points: Sequence[LossPoint]) -> str:
     return f"Loss {', '.join(parts)} ({how_many}){' · log scale' if log else ''}"
 
 
+class _Layout(NamedTuple):
+    """Where the points go across the plot (columns from 0)."""
+
+    place: Place  # a point's column (None: not drawn)
+    labels: list[tuple[int, str, bool]]  # (column, text, right-aligned) for the axis row
+    separator: int | None  # the column of `┊` between the probe's panel and the training
+
+
+def _even(count: int, columns: int) -> Callable[[int], int]:
+    """Slot i of `count`, spread evenly over `columns` (the first and last at the edges)."""
+    if count <= 1:
+        return lambda index: 0
+    return lambda index: round(index * (columns - 1) / (count - 1))
+
+
+def _epochs_layout(measured: Sequence[LossPoint], plot: int) -> _Layout:
+    """One slot per probe step and per epoch (or training step), in the order they came."""
+    order = slots(measured)
+    position = {key: index for index, key in enumerate(order)}
+    column_of = _even(len(order), plot)
+    labels: list[tuple[int, str, bool]] = []
+    starts: dict[str, int] = {}
+    for index, (phase, _) in enumerate(order):
+        starts.setdefault(phase, index)
+    for phase, index in starts.items():
+        word = {"probe": "probe", "train": "epoch"}.get(phase, phase)
+        labels.append((column_of(index), f"{word} {order[index][1]}", False))
+    last_phase, last_step = order[-1]
+    if len(order) > 1 and starts.get(last_phase) != len(order) - 1:
+        labels.append((column_of(len(order) - 1), str(last_step), True))
+    return _Layout(lambda point: column_of(position[_slot_key(point)]), labels, None)
+
+
+def _steps_layout(measured: Sequence[LossPoint], plot: int) -> _Layout:
+    """The probe's own panel at the left, then the training, x proportional to its step."""
+    training = [p.step for p in measured if p.phase != "probe"]
+    if not training:
+        return _epochs_layout(measured, plot)
+    probe_steps = list(dict.fromkeys(p.step for p in measured if p.phase == "probe"))
+    panel = 0
+    if probe_steps and plot >= PROBE_PANEL_FROM:
+        panel = min(len(probe_steps), max(1, plot // PROBE_SHARE))
+    begin = panel + 1 if panel else 0
+    span = plot - 1 - begin
+    low, high = min(training), max(training)
+    probe_column = {step: _even(len(probe_steps), panel)(index)
+                    for index, step in enumerate(probe_steps)}
+
+    def place(point: LossPoint) -> int | None:
+        if point.phase == "probe":
+            return probe_column[point.step] if panel else None
+        if high == low:
+            return begin
+        return begin + round((point.step - low) * span / (high - low))
+
+    labels = [(begin, f"step {low}", False)]
+    if high > low:
+        labels.append((plot - 1, str(high), True))
+    if panel:
+        labels.append((0, f"probe {probe_steps[0]}", False))
+    return _Layout(place, labels, panel if panel else None)
+
+
 def render_loss(points: Sequence[LossPoint], width: int, height: int,
-                styles: Styles | None = None) -> Picture:
-    """The chart in `width` x `height` cells: the plot, then the x-axis row with the key."""
+                styles: Styles | None = None, *, unit: str | None = None,
+                epochs: int | None = None) -> Picture:
+    """The chart in `width` x `height` cells: the plot, then the x-axis row with the key.
+
+    `unit`: what a training point's step counts, "step" (global steps: the
+    watch) or "epoch" (a recording from before it); guessed from the points when
+    not given. `epochs`: the epochs ended, for the title (counted from the
+    points when not given). The cost follows the number of points, never the
+    training's length: give it a bounded series (`Report.loss_overview`)."""
     styles = styles or {}
-    title = loss_title(points)
     measured = [p for p in points if p.loss is not None]
+    unit = unit or training_unit(measured)
+    title = loss_title(measured, unit=unit, epochs=epochs)
     if not measured:
         return Picture(title, [Text("no steps yet")])
     if width < 4 or height < 1:
@@ -166,25 +292,24 @@ def render_loss(points: Sequence[LossPoint], width: int, height: int,
     if plot < 1:
         return Picture(title, [Text("")] * height)
 
-    order = slots(measured)
-    position = {key: index for index, key in enumerate(order)}
-
-    def column_of(index: int) -> int:
-        if len(order) == 1:
-            return 0
-        return round(index * (plot - 1) / (len(order) - 1))
-
-    # Each series: column -> the values that fall on it.
+    layout = (_steps_layout if unit == "step" else _epochs_layout)(measured, plot)
+    # The area: the watched steps' losses; without them (--no-watch), the epochs' means.
+    area_phase = AREA if unit == "epoch" or any(p.phase == AREA for p in measured) else "epoch"
+    # Each series: column -> the values that fall on it (one pass over the points).
     series: dict[str, dict[int, list[float]]] = {}
     for point in measured:
-        column = column_of(position[_slot_key(point)])
-        series.setdefault(point.phase, {}).setdefault(column, []).append(float(point.loss or 0))
+        column = layout.place(point)
+        if column is not None:
+            series.setdefault(point.phase, {}).setdefault(column, []).append(float(point.loss or 0))
     canvas = Canvas(width, height)
     for row, text in enumerate(axis):
         canvas.write(row, 0, text, "axis")
+    if layout.separator is not None:
+        for row in range(rows):
+            canvas.put(row, gutter + layout.separator, SEPARATOR, "axis")
 
-    # The training loss: an area, joined linearly between its epochs.
-    area = {column: _value(vs) for column, vs in series.get(AREA, {}).items()}
+    # The training loss: an area, joined linearly between the columns it has.
+    area = {column: _value(vs) for column, vs in series.get(area_phase, {}).items()}
     known = sorted(area)
     for left, right in zip(known, known[1:], strict=False):
         for column in range(left + 1, right):
@@ -205,15 +330,19 @@ def render_loss(points: Sequence[LossPoint], width: int, height: int,
 
     # Point series: joined by dots in free cells, then their glyphs on top.
     marked: list[tuple[int, int, str, str]] = []
-    for phase, columns in series.items():
-        if phase == AREA:
+    ordered = [phase for phase in POINTS if phase in series]
+    ordered += [phase for phase in series if phase not in POINTS]
+    for phase in ordered:
+        if phase == area_phase:
             continue
         glyph = POINTS.get(phase, OTHER)[0]
         role = phase if phase in POINTS else "axis"
-        placed = sorted((column, _value(vs)) for column, vs in columns.items())
+        placed = sorted((column, _value(vs)) for column, vs in series[phase].items())
         for (left, a), (right, b) in zip(placed, placed[1:], strict=False):
             if not (math.isfinite(a) and math.isfinite(b)):
                 continue
+            if layout.separator is not None and left < layout.separator < right:
+                continue  # never joined across the probe's panel
             for column in range(left + 1, right):
                 value = a + (b - a) * (column - left) / (right - left)
                 if canvas.free(row_of(value), gutter + column, 1):
@@ -227,51 +356,50 @@ def render_loss(points: Sequence[LossPoint], width: int, height: int,
         canvas.put(row, x, glyph, role)
 
     if with_axis:
-        _axis_row(canvas, rows, gutter, order, column_of, set(series))
+        drawn = set(series)
+        key = [(fmt.BARS[-2] if phase == area_phase else POINTS[phase][0],
+                "train" if phase == area_phase else POINTS[phase][1],
+                "train" if phase == area_phase else phase)
+               for phase in KEY_ORDER if phase in drawn]
+        _axis_row(canvas, rows, gutter, key, layout.labels)
     return Picture(title, canvas.lines(styles))
 
 
-def _axis_row(canvas: Canvas, row: int, gutter: int, order: Sequence[tuple[str, int]],
-              column_of: Callable[[int], int], phases: set[str]) -> None:
-    """The key at the right, then where each part of the run starts (where free)."""
-    entries = [(glyph, name, phase) for phase, (glyph, name) in POINTS.items() if phase in phases]
-    if AREA in phases:
-        entries.insert(1 if "probe" in phases else 0, (fmt.BARS[-2], "train", AREA))
-    key_width = sum(len(glyph) + 1 + len(name) for glyph, name, _ in entries) + 2 * (len(entries) - 1)
-    x = canvas.width - key_width
-    if x >= gutter:
-        for glyph, name, phase in entries:
-            canvas.write(row, x, glyph, phase)
-            canvas.write(row, x + len(glyph) + 1, name, "axis")
-            x += len(glyph) + 1 + len(name) + 2
-    starts: dict[str, int] = {}
-    for index, (phase, _) in enumerate(order):
-        starts.setdefault(phase, index)
-    for phase, index in starts.items():
-        word = {"probe": "probe", "train": "epoch"}.get(phase, phase)
-        text = f"{word} {order[index][1]}"
-        x = gutter + column_of(index)
+def _axis_row(canvas: Canvas, row: int, gutter: int, key: Sequence[tuple[str, str, str]],
+              labels: Sequence[tuple[int, str, bool]]) -> None:
+    """The key at the right (two spaces between its entries, one where room is
+    short), then the labels of the x-axis where they fit."""
+    for space in (2, 1):
+        key_width = sum(len(glyph) + 1 + len(name) for glyph, name, _ in key) \
+            + space * (len(key) - 1)
+        x = canvas.width - key_width
+        if x >= gutter:
+            for glyph, name, role in key:
+                canvas.write(row, x, glyph, role)
+                canvas.write(row, x + len(glyph) + 1, name, "axis")
+                x += len(glyph) + 1 + len(name) + space
+            break
+    for column, text, right in labels:
+        x = gutter + column - (len(text) - 1 if right else 0)
         # One free cell either side, so labels never run into each other or the key.
-        if canvas.free(row, x - 1 if x > gutter else x, len(text) + 2 - (x == gutter)):
-            canvas.write(row, x, text, "axis")
-    last_phase, last_step = order[-1]
-    if len(order) > 1 and starts.get(last_phase) != len(order) - 1:
-        text = str(last_step)
-        x = gutter + column_of(len(order) - 1) - len(text) + 1
-        if canvas.free(row, x - 1, len(text) + 1):
+        if right:
+            fits = canvas.free(row, x - 1, len(text) + 1)
+        else:
+            fits = canvas.free(row, x - 1 if x > gutter else x, len(text) + 2 - (x == gutter))
+        if fits:
             canvas.write(row, x, text, "axis")
 
 
 class LossChart(Widget):
-    """StepStats losses: probe steps, then epochs with their validation loss."""
+    """The run's losses: probe steps, then the training (its steps, its epochs'
+    means, validation), over the whole run at a bounded cost."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "loss-chart--train", "loss-chart--validation", "loss-chart--probe",
-        "loss-chart--axis", "loss-chart--error",
-    }
+    ROLES = ("train", "epoch", "validation", "probe", "axis", "error")
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"loss-chart--{role}" for role in ROLES}
     DEFAULT_CSS = """
     LossChart { height: 100%; border-top: solid $primary; border-title-color: $text; }
     LossChart > .loss-chart--train { color: $text-accent; }
+    LossChart > .loss-chart--epoch { color: $text-warning; text-style: bold; }
     LossChart > .loss-chart--validation { color: $text-success; text-style: bold; }
     LossChart > .loss-chart--probe { color: $text-primary; text-style: bold; }
     LossChart > .loss-chart--axis { color: $text-muted; }
@@ -281,16 +409,22 @@ class LossChart(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.points: list[LossPoint] = []
+        self.unit: str | None = None
+        self.epochs: int | None = None
         self.border_title = "Loss"
 
-    def update_from(self, points: list[LossPoint]) -> None:
-        self.points = points
-        self.border_title = loss_title(points)
+    def update_from(self, points: list[LossPoint], *, unit: str | None = None,
+                    epochs: int | None = None) -> None:
+        """`points`: a bounded series (Report.loss_overview); `unit`: "step" or
+        "epoch" (Report.legacy_training), guessed from the points when None."""
+        self.points, self.unit, self.epochs = points, unit, epochs
+        self.border_title = loss_title(points, unit=unit, epochs=epochs)
         self.refresh()
 
     def render(self) -> Text:
         styles = {role: self.get_component_rich_style(f"loss-chart--{role}")
-                  for role in ("train", "validation", "probe", "axis", "error")}
+                  for role in self.ROLES}
         size = self.content_region
-        picture = render_loss(self.points, size.width, size.height, styles)
+        picture = render_loss(self.points, size.width, size.height, styles,
+                              unit=self.unit, epochs=self.epochs)
         return Text("\n").join(picture.lines)

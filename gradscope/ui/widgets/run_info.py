@@ -88,11 +88,48 @@ def phase_text(state: RunState) -> str:
             else "experiment"
         return f"{counted}: {event.detail}" if event.detail else counted
     if phase == "train":
-        epoch = state.step if state.step_phase == "train" and state.step is not None else 0
-        return f"training: epoch {_of(epoch, event.total)}"
+        return training_text(state)
     if phase == "done":
         return "diagnosis done, finishing…"
     return phase
+
+
+def training_text(state: RunState) -> str:
+    """The user's training: `training: epoch 3/10 · step 40/100 · 250 steps/s ·
+    ETA 29 s` from its TrainProgress (the step within the epoch, `step 40` while
+    the epoch's length is unknown; `ETA –` then). A recording from before the
+    watch (no TrainProgress: one training step per epoch) says `training: epoch 4/15`."""
+    event = state.phase_event
+    progress = state.progress
+    # A second fit() starts with PhaseChanged("train", "fit 2"); its epochs' ends
+    # then say nothing of the fit, its TrainProgress does.
+    starting = _fit_number(event.detail if event else "")
+    if progress is not None and starting is not None and progress.fit < starting:
+        progress = None  # the last progress was the previous fit's
+    fit = progress.fit if progress is not None else (starting or 1)
+    head = f"training (fit {fit})" if fit > 1 else "training"
+    total = progress.epochs if progress is not None else (event.total if event else None)
+    epoch = progress.epoch if progress is not None else state.training_epoch()
+    if progress is None and fit > 1:
+        epoch = None  # the figures at hand are the previous fit's
+    if not epoch:
+        return f"{head}: starting" + (f", {plural(total, 'epoch')}" if total else "")
+    parts = [f"{head}: epoch {_of(epoch, total)}"]
+    if progress is not None:
+        parts.append(f"step {_of(progress.batch, progress.batches)}")
+        rate = state.training_rate()
+        if rate is not None:
+            parts.append(fmt.per_second(rate))
+        parts.append(f"ETA {fmt.duration(state.training_eta())}")
+    return SEPARATOR.join(parts)
+
+
+def _fit_number(detail: str) -> int | None:
+    """`fit 2` (PhaseChanged's detail for a second fit()) -> 2."""
+    words = detail.split()
+    if len(words) == 2 and words[0] == "fit" and words[1].isdigit():
+        return int(words[1])
+    return None
 
 
 def _of(step: int | None, total: int | None) -> str:
