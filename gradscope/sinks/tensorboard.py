@@ -137,7 +137,13 @@ class TensorBoardSink:
         self.logdir = os.path.abspath(logdir)
         stem = os.path.splitext(os.path.basename(script))[0] or "run"
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started or time.time()))
-        self._made_logdir = not os.path.isdir(self.logdir)
+        # The folders this run makes (DIR, and any missing above it), deepest first:
+        # a run with nothing to show takes them away again.
+        self._made: list[str] = []
+        folder = self.logdir
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            self._made.append(folder)
+            folder = os.path.dirname(folder)
         try:
             os.makedirs(self.logdir, exist_ok=True)
             self.run_dir = _claim(os.path.join(self.logdir, f"{stem}-{stamp}"))
@@ -291,13 +297,12 @@ class TensorBoardSink:
                 writer.close()
             if not self._writers:
                 # Nothing to show (the script never reached fit()): no empty run
-                # folder in TensorBoard's list, and no DIR that this run made.
-                try:
-                    os.rmdir(self.run_dir)
-                    if self._made_logdir:
-                        os.rmdir(self.logdir)
-                except OSError:
-                    pass
+                # folder in TensorBoard's list, and no folder that this run made.
+                for folder in [self.run_dir, *self._made]:
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break  # not empty (another run wrote there meanwhile): kept
 
 
 def histogram_rows(histogram: Histogram) -> list[tuple[float, float, float]] | None:
