@@ -16,6 +16,7 @@ from typing import Any
 from gradscope.checks.dynamic import dynamic_checks
 from gradscope.checks.registry import REGISTRY, Kind, declare, finding
 from gradscope.checks.static import static_checks
+from gradscope.checks.training import training_checks
 from gradscope.verdicts import Severity, Verdict
 
 declare("probe-failed", "info", "cause", "gradscope could not probe this model",
@@ -34,9 +35,10 @@ class CheckInfo:
 
 
 # In the order the checks run (and the docs' index lists them): static, then
-# dynamic, family by family, then the run's own.
+# dynamic, family by family, then those on the user's training, then the run's own.
 _ORDER = [
-    *static_checks(), *dynamic_checks(), *(c for c in REGISTRY.values() if c.phase == "session")
+    *static_checks(), *dynamic_checks(), *training_checks(),
+    *(c for c in REGISTRY.values() if c.phase == "session"),
 ]
 CATALOGUE: dict[str, CheckInfo] = {
     c.id: CheckInfo(c.id, c.severity, c.kind, c.title) for c in _ORDER

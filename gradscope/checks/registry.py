@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gradscope.checks.facts import (
     BatchFacts,
@@ -33,10 +33,14 @@ from gradscope.checks.facts import (
 )
 from gradscope.verdicts import Severity, Verdict
 
+if TYPE_CHECKING:
+    from gradscope.checks.training import TrainingFacts
+
 Kind = Literal["cause", "symptom"]
-Phase = Literal["static", "dynamic", "session"]
+# "training": on the user's own training, as the watch sees it (checks/training.py).
+Phase = Literal["static", "dynamic", "training", "session"]
 # What a check can need; it runs only when each is there.
-Need = Literal["model", "outputs", "batches", "probe", "experiments"]
+Need = Literal["model", "outputs", "batches", "probe", "experiments", "training"]
 
 CLASSIFICATION_LOSSES = (
     "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
@@ -55,6 +59,8 @@ class Facts:
     # ModelFacts to derive them from (checks/dynamic.run_dynamic): checks that
     # read the task prefer it to the properties below when it is set.
     task: tuple[bool, int | None, str | None] | None = None
+    # The user's training as the watch has seen it so far (checks/training.py).
+    training: TrainingFacts | None = None
 
     @property
     def outputs(self) -> tuple[OutputFacts, ...]:
