@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from gradscope import __version__
 from gradscope.events import (
@@ -19,7 +18,7 @@ from gradscope.events import (
     VerdictIssued,
     to_dict,
 )
-from gradscope.report import Report
+from gradscope.report import Report, Thinned
 from gradscope.sinks._files import (
     check_writable,
     final_path,
@@ -30,57 +29,17 @@ from gradscope.sinks._files import (
 
 REPORT_SCHEMA = 1
 
-# The training's series are thinned to a bounded size, so a long run's report
-# stays small (docs/cli.md): at most this many watched-step losses and epochs,
-# and per layer a share of LAYER_BUDGET watched steps (10 layers: 500 each;
-# 1000 layers: 50 each).
+# The training's series are thinned to a bounded size (report.Thinned: evenly,
+# the first non-finite item kept), so a long run's report stays small
+# (docs/cli.md): at most this many watched-step losses and epochs, and per
+# layer a share of LAYER_BUDGET watched steps (10 layers: 500 each; 1000
+# layers: 50 each).
 LOSS_POINTS = 1000
 EPOCH_POINTS = 1000
 LAYER_BUDGET = 50_000
 LAYER_POINTS_MIN, LAYER_POINTS_MAX = 20, 500
 METRICS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
            "act_saturated_frac", "act_dead_frac")
-
-T = TypeVar("T")
-
-
-class Thinned(Generic[T]):
-    """A series that keeps at most `cap` of the items added, evenly spread over
-    all of them: every `stride`-th one (the first always), the stride doubling
-    each time the kept ones overflow. Also kept: the last item, and any item
-    added with `pin=True` (the first non-finite figure: the one that matters).
-
-    Counted in items, never in time: the same run gives the same report.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = max(2, cap)
-        self.stride = 1
-        self.seen = 0
-        self._kept: list[tuple[int, T]] = []
-        self._pinned: list[tuple[int, T]] = []
-        self._last: tuple[int, T] | None = None
-
-    def add(self, item: T, pin: bool = False) -> None:
-        n = self.seen
-        self.seen += 1
-        if n % self.stride == 0:
-            self._kept.append((n, item))
-            if len(self._kept) > self.cap:
-                # Kept ordinals are multiples of the stride: every other one is
-                # a multiple of twice the stride, so the spacing stays even.
-                self._kept = self._kept[::2]
-                self.stride *= 2
-        if pin:
-            self._pinned.append((n, item))
-        self._last = (n, item)
-
-    def __iter__(self) -> Iterator[T]:
-        merged = dict(self._kept)
-        merged.update(self._pinned)
-        if self._last is not None:
-            merged[self._last[0]] = self._last[1]
-        return (merged[n] for n in sorted(merged))
 
 
 def _nonfinite(value: float | None) -> bool:
@@ -97,24 +56,21 @@ class TrainingSeries:
         self.losses: Thinned[StepStats] = Thinned(LOSS_POINTS)
         self.layers: Thinned[LayerStats] | None = None  # sized by the first step's layers
         self.first_nonfinite_loss: int | None = None
-        self._nonfinite_rows_seen = False
 
     def apply(self, event: Event) -> None:
         if isinstance(event, StepStats) and event.phase == "train":
-            pin = _nonfinite(event.loss) and self.first_nonfinite_loss is None
-            if pin:
+            bad = _nonfinite(event.loss)
+            if bad and self.first_nonfinite_loss is None:
                 self.first_nonfinite_loss = event.step
-            self.losses.add(event, pin=pin)
+            self.losses.add(event, bad=bad)
         elif isinstance(event, LayerStats) and event.phase == "train":
             if self.layers is None:
                 share = LAYER_BUDGET // max(1, len(event.rows))
                 self.layers = Thinned(max(LAYER_POINTS_MIN, min(LAYER_POINTS_MAX, share)))
-            # The first watched step with a non-finite figure shows where it started.
-            pin = not self._nonfinite_rows_seen and any(
-                _nonfinite(getattr(row, name)) for row in event.rows for name in METRICS
-            )
-            self._nonfinite_rows_seen = self._nonfinite_rows_seen or pin
-            self.layers.add(event, pin=pin)
+            # A watched step with a non-finite figure shows where it started: the
+            # thinning keeps the first one.
+            bad = any(_nonfinite(getattr(row, name)) for row in event.rows for name in METRICS)
+            self.layers.add(event, bad=bad)
         elif isinstance(event, EpochEnded):
             self.epochs.add(event)
         elif isinstance(event, TrainProgress):
@@ -123,13 +79,13 @@ class TrainingSeries:
     def to_json(self) -> dict[str, Any]:
         return {
             "progress": _body(self.progress) if self.progress is not None else None,
-            "epochs": [_body(e) for e in self.epochs],
-            "epochs_seen": self.epochs.seen,
-            "losses": [_loss_point(s) for s in self.losses],
-            "losses_seen": self.losses.seen,
+            "epochs": [_body(e) for e in self.epochs.items()],
+            "epochs_seen": self.epochs.total,
+            "losses": [_loss_point(s) for s in self.losses.items()],
+            "losses_seen": self.losses.total,
             "first_nonfinite_loss_step": self.first_nonfinite_loss,
             "layers": _layer_series(self.layers) if self.layers is not None else [],
-            "watched_steps": self.layers.seen if self.layers is not None else 0,
+            "watched_steps": self.layers.total if self.layers is not None else 0,
         }
 
 
@@ -146,7 +102,7 @@ def _layer_series(kept: Thinned[LayerStats]) -> list[dict[str, Any]]:
     """One entry per layer, in the model's forward order: the watched steps it was
     measured at and each metric at those steps (columns, not rows: compact)."""
     series: dict[str, dict[str, Any]] = {}
-    for event in kept:
+    for event in kept.items():
         for row in event.rows:
             entry = series.get(row.layer)
             if entry is None:
@@ -218,7 +174,7 @@ def _steps(report: Report, training: TrainingSeries | None) -> list[StepStats]:
     """Every probe step; the training's watched steps as thinned in `training.losses`."""
     if training is None:
         return list(report.steps)
-    return [s for s in report.steps if s.phase != "train"] + list(training.losses)
+    return [s for s in report.steps if s.phase != "train"] + training.losses.items()
 
 
 class JsonReportSink:
