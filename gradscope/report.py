@@ -46,15 +46,18 @@ LOSS_HISTORY = 5000
 # per layer, at most this many samples thinned evenly over every step seen
 # (`Thinned`), from a budget of a quarter of the history's. The samples are the
 # history's own tuples (shared while both hold them), so the extra cost is the
-# samples that have left the history: at most 25,000 in all (about 8 MB),
-# 256 per layer up to 100 layers, 32 at 1000 layers.
+# samples that have left the history: 256 per layer up to 100 layers (about
+# 25,000 in all, 8 MB), down to 32 per layer (32,000 in all at 1000 layers: 10 MB).
 OVERVIEW_BUDGET = HISTORY_BUDGET // 4
 OVERVIEW_MIN, OVERVIEW_MAX = 32, 256
 # The loss chart's whole training: each phase's points thinned to at most this
 # many, so a chart of a 100,000-step training costs what a short one does.
 LOSS_OVERVIEW = 512
-# TrainProgress events the training's rate is measured over (the latest ones).
+# TrainProgress events the training's rate is measured over (the latest ones),
+# and the paces (steps between two of them) it needs before it says anything:
+# the first ones hold a compilation (the watched step's, then the plain one's).
 RATE_WINDOW = 32
+RATE_MIN_PACES = 3
 
 class Sample(NamedTuple):
     phase: str
@@ -474,15 +477,15 @@ class Report:
     def training_rate(self) -> float | None:
         """Steps per second of the user's training: the median pace between the
         latest TrainProgress events of this fit (RATE_WINDOW of them), so one slow
-        stretch (an epoch's validation, a checkpoint) does not move it; the first
-        event's time (which holds the compilation) is never a pace. None before
-        two events."""
+        stretch (an epoch's validation, a checkpoint, a compilation) does not move
+        it; the first event's time (since the fit began) is never a pace. None
+        before RATE_MIN_PACES paces."""
         paces = [
             (later.seconds - earlier.seconds) / (later.step - earlier.step)
             for earlier, later in pairwise(self._progress_window)
             if later.step > earlier.step and later.seconds > earlier.seconds
         ]
-        if not paces:
+        if len(paces) < RATE_MIN_PACES:
             return None
         return 1.0 / statistics.median(paces)
 
