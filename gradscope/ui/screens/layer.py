@@ -75,24 +75,32 @@ def metric_scale(layers: Iterable[LayerTrack], metric: str) -> tuple[tuple[float
     return fmt.shared_bounds(values, log=log), log
 
 
-def where(phase: str, step: int, epochs: bool) -> str:
+def where(phase: str, step: int, epochs: bool, plural: bool = False) -> str:
     """A sample's place in the run: `probe step 5`, `step 1500`, or `epoch 15` in
     a recording from before the watch (its training samples came one per epoch)."""
     if phase == "probe":
-        return f"probe step {step}"
-    if phase == "train":
-        return f"epoch {step}" if epochs else f"step {step}"
-    return f"{phase} {step}"
+        word = "probe step"
+    elif phase == "train":
+        word = "epoch" if epochs else "step"
+    else:
+        word = phase
+    return f"{word}{'s' if plural else ''} {step}"
 
 
-def span_text(track: LayerTrack, epochs: bool = False) -> str:
-    """What the lines span: `probe step 1 → step 3000, 230 samples` (the whole run)."""
+def span_texts(track: LayerTrack, epochs: bool = False) -> list[str]:
+    """What the lines span, longest first (the header takes the first that fits):
+    `probe step 1 → step 3000, 230 samples`, then without the count."""
     steps = track.whole_steps()
     if not steps:
-        return "no samples yet"
-    first, last = where(*steps[0], epochs), where(*steps[-1], epochs)
-    span = first if len(steps) == 1 else f"{first} → {last}"
-    return f"{span}, {len(steps)} sample{'s' if len(steps) != 1 else ''}"
+        return ["no samples yet"]
+    (first_phase, first_step), (last_phase, last_step) = steps[0], steps[-1]
+    if len(steps) == 1:
+        span = where(first_phase, first_step, epochs)
+    elif first_phase == last_phase:
+        span = f"{where(first_phase, first_step, epochs, plural=True)}–{last_step}"
+    else:
+        span = f"{where(first_phase, first_step, epochs)} → {where(last_phase, last_step, epochs)}"
+    return [f"{span}, {len(steps)} sample{'s' if len(steps) != 1 else ''}", span]
 
 
 def _finite(values: list[float | None]) -> list[float]:
@@ -153,9 +161,9 @@ class SeriesPanel(Widget):
         spark_width = max(4, width - _LABEL - 3 * (_VALUE + 1) - 1)
         scope = "shared scale" if len(self.tracks) > 1 else "own scale"
         text = Text(no_wrap=True, overflow="ellipsis")
-        span = span_text(self.track, self.epochs())
-        if len(span) + len(scope) + 3 <= spark_width:
-            span += f" · {scope}"
+        spans = span_texts(self.track, self.epochs())
+        choices = [f"{spans[0]} · {scope}", *spans]
+        span = next((choice for choice in choices if len(choice) <= spark_width), spans[-1])
         text.append(
             "metric".ljust(_LABEL)
             + span.ljust(spark_width)[:spark_width]
