@@ -260,7 +260,7 @@ async def test_the_drill_down_shows_a_layer_over_the_whole_training(size):
         await settle(pilot)
         assert isinstance(app.screen, LayerScreen)
         text = screen_text(app)
-        assert "step 1 → step 1500" in text
+        assert "steps 1–1500, " in text
         assert "(the latest 1000 of 1500 samples)" in text
         line = series_line(app, "grad norm")
         spark = line[13:].split()[0]
