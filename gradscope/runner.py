@@ -169,6 +169,22 @@ def _is_ours(tb: types.TracebackType) -> bool:
     return tb.tb_frame.f_code.co_filename.startswith(_OWN_DIR)
 
 
+# gradscope's functions that the user's own training runs through (the watch's
+# train function and the hooks it traces their step with): an error raised in
+# the user's step under them is the user's, and they are never shown.
+_PASS_THROUGH: set[tuple[str, str]] = set()
+
+
+def pass_through(module_file: str, *names: str) -> None:
+    """Declare functions of `module_file` (named as their code is) as pass-through frames."""
+    _PASS_THROUGH.update((module_file, name) for name in names)
+
+
+def _passes_through(tb: types.TracebackType) -> bool:
+    code = tb.tb_frame.f_code
+    return (code.co_filename, code.co_name) in _PASS_THROUGH
+
+
 def trim_traceback(error: BaseException) -> BaseException:
     """Drop gradscope's frames so the user sees their traceback as python shows it.
 
@@ -200,7 +216,7 @@ def _trimmed(tb: types.TracebackType | None) -> types.TracebackType | None:
     while tb is not None:
         frames.append(tb)
         tb = tb.tb_next
-    keep = list(frames)
+    keep = [frame for frame in frames if not _passes_through(frame)]
     while keep and _is_ours(keep[0]):
         keep.pop(0)
     if keep and not _is_ours(keep[-1]):

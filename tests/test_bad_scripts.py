@@ -433,9 +433,12 @@ def test_only_the_first_fit_is_probed_the_others_run_untouched(started: dict) ->
     assert [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]] == [
         "script", "static", "probe", "experiments", "train"
     ]
-    # train rows come from the first fit's 2 epochs only, not from the later fits
-    train_steps = {e["step"] for e in events if e["type"] == "LayerStats" and e["phase"] == "train"}
-    assert len(train_steps) == 2
+    # the watch follows the first model only: its first fit's 2 epochs, then its
+    # second fit as fit 2; the other model's fit is not watched
+    ends = [(e["fit"], e["epoch"]) for e in events if e["type"] == "EpochEnded"]
+    assert ends == [(1, 1), (1, 2), (2, 1)]
+    train_steps = [e["step"] for e in events if e["type"] == "LayerStats" and e["phase"] == "train"]
+    assert train_steps[0] == 1
 
 
 def test_a_script_that_changes_directory_keeps_its_paths_and_ours(started: dict) -> None:

@@ -113,8 +113,11 @@ def test_a_train_on_batch_loop_is_diagnosed_not_exit_4(runs: dict[str, Run]) -> 
     assert [row for row in run.layer_rows if row.startswith("probe,")], run.stderr[-3000:]
     assert "probe-failed" not in [v["check"] for v in run.verdicts]
     assert "no problems found" in run.stderr, run.stderr[-3000:]
-    # the per-epoch train monitor belongs to fit: train_on_batch gets none
-    assert not [row for row in run.layer_rows if row.startswith("train,")]
+    # and the loop's own steps are watched from its first step on (every 100th:
+    # the loop's steps after the probe are counted as training steps)
+    train = [row.split(",") for row in run.layer_rows if row.startswith("train,")]
+    assert train and {row[1] for row in train} <= {"1", "101", "201", "301"}
+    assert all(row[6] for row in train if row[5] == "true")  # gradient norms measured
 
 
 def test_the_loops_own_results_are_the_ones_python_gives(runs: dict[str, Run]) -> None:

@@ -40,6 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradscope.engine import layer_calls, probe, taps
 from gradscope.engine.layers import describe, own_variables, probe_layers
 from gradscope.engine.probe import StepResult, activation_rows, layer_figures, measured_apply
 from gradscope.engine.taps import ActivationTaps
@@ -57,6 +58,7 @@ from gradscope.events import (
     VerdictIssued,
 )
 from gradscope.internal import lost
+from gradscope.runner import pass_through
 
 # The default cadence: every DEFAULT_EVERY-th step is watched. A watched step
 # costs about 1.5-3x a plain one (its measures, reading them, the events and
@@ -386,6 +388,13 @@ def _instance_attribute(obj: Any, name: str, value: Any) -> Iterator[None]:
             object.__setattr__(obj, name, saved)
         else:
             object.__delattr__(obj, name)
+
+
+# The user's training runs through these; an error in the user's step is theirs.
+pass_through(__file__, "__call__", "_watched_step", "apply_gradients", "update_state")
+pass_through(layer_calls.__file__, "watched")
+pass_through(taps.__file__, "tapped_call")
+pass_through(probe.__file__, "measured_apply")
 
 
 def _finite(tensor: Any) -> bool:
