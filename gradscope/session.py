@@ -78,13 +78,13 @@ class Session:
 
             if self.watch is None:
                 self.watch = Watch(call.model, self.bus.emit, self.options.watch_every,
-                                   checks=_training_checks(call, args, kwargs))
+                                   checks=_training_checks(call, args, kwargs, self.bus.emit))
             if call.method != "fit":
                 if self.options.watch:
                     self.watch.install()
                 return args, kwargs
             callback = self.watch.begin_fit(_epochs(call), steps=self.options.watch)
-            if self.watch.checks is not None and hasattr(self.watch.checks, "patience"):
+            if self.watch.checks is not None:
                 callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
                 self.watch.checks.patience = user_patience(callbacks)
             return with_callback(call.original, call.model, args, kwargs, callback)
@@ -153,16 +153,17 @@ def _give_back_memory() -> None:
             pass
 
 
-def _training_checks(call: FitCall, args: tuple, kwargs: dict) -> Any:
-    """The checks on the training (checks/training.py) for this fit."""
+def _training_checks(call: FitCall, args: tuple, kwargs: dict, emit: Any) -> Any:
+    """The checks on the training (checks/training.py) for this fit; a check that
+    fails is said once and left out, the others go on."""
+    from gradscope.checks.training import TrainingChecks
     from gradscope.engine.watch import fit_argument, user_patience
 
-    try:
-        from gradscope.checks.training import TrainingChecks
-    except ImportError:  # not there yet
-        return None
     callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
-    return TrainingChecks(epochs=_epochs(call), batches=None, patience=user_patience(callbacks))
+    return TrainingChecks(
+        epochs=_epochs(call), batches=None, patience=user_patience(callbacks),
+        on_error=lambda entry, exc: lost(emit, f"the check {entry.id} on your training", exc),
+    )
 
 
 def _epochs(call: FitCall) -> int | None:

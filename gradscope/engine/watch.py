@@ -252,6 +252,12 @@ class Watch:
         for verdict in found:
             self.emit(VerdictIssued(verdict))
 
+    def finish_checks(self) -> None:
+        """The fit ended: the checks say what waited for a step that never came."""
+        if self.checks is not None:
+            for verdict in self.checks.finish():
+                self.emit(VerdictIssued(verdict))
+
     def failed(self, what: str, exc: BaseException) -> None:
         if not self._failed:  # said once
             self._failed = True
@@ -328,6 +334,7 @@ class WatchCallback(keras.callbacks.Callback):
         try:
             w.check_nonfinite()
             w.send_histograms(w.step)
+            w.finish_checks()
         except Exception as exc:  # noqa: BLE001
             w.failed("the figures of your training's end", exc)
 
