@@ -95,22 +95,25 @@ class Thinned(Generic[T]):
     pairs merge once per `capacity // 2` kept buckets.
     """
 
-    __slots__ = ("_bad", "_last", "_left", "_pick", "_pick_bad", "capacity", "kept", "stride",
-                 "total")
+    __slots__ = ("_bad", "_last", "_left", "_pick", "_pick_bad", "capacity", "kept", "stride")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(2, capacity + capacity % 2)  # even: pairs merge whole
         self.kept: list[T] = []
         self._bad = bytearray()  # per kept item: 1 if bad
         self.stride = 1
-        self.total = 0  # items ever added
         self._left = 1  # items the bucket now filling still takes
         self._pick: T | None = None  # that bucket's item so far (None: it is empty)
         self._pick_bad = False
         self._last: T | None = None
 
+    @property
+    def total(self) -> int:
+        """Items ever added: every kept bucket holds `stride` of them."""
+        return len(self.kept) * self.stride + (self.stride - self._left)
+
     def add(self, item: T, bad: bool = False) -> None:
-        self.total += 1
+        # The common case (inside a bucket, nothing bad) is three attribute updates.
         self._last = item
         if self._pick is None or (bad and not self._pick_bad):
             self._pick, self._pick_bad = item, bad

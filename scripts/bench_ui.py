@@ -7,11 +7,21 @@ and times it until the layer table is first repainted showing the key's effect
 (the new sort or cursor), the frame drawn to its end.
 
     python scripts/bench_ui.py [--layers 1000] [--rate 100] [--presses 100]
+                               [--watched] [--preload 100000]
 
 Each step is two events (StepStats and a 1000-row LayerStats), so the default
 100 steps/s is 200 events/s. Prints median / p90 / p99 / max key latency in ms
 (target: p99 <= 50 ms), how long one fold of events holds the event loop, and how many stale
 samples the bounded queue skipped.
+
+`--watched` sends the stream as the watch does (issue 11): training steps at
+global steps with their epoch, TrainProgress every 10 steps and an EpochEnded
+every 1000 (the status line's rate and ETA, the loss chart over global steps);
+without it, the stream of the first versions (one train StepStats per step, no
+progress), so figures compare with older runs of this script. `--preload N`
+folds N steps of an earlier training's losses (StepStats, TrainProgress,
+EpochEnded; no layer rows) into the report first: the loss chart then spans a
+long training (its cost must not grow with it).
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from textual.events import Key  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 
 from gradscope.events import (  # noqa: E402
+    EpochEnded,
+    Event,
     LayerInfo,
     LayerRow,
     LayerStats,
@@ -39,6 +51,7 @@ from gradscope.events import (  # noqa: E402
     RunFinished,
     RunStarted,
     StepStats,
+    TrainProgress,
     VerdictIssued,
 )
 from gradscope.ui import QueueSource  # noqa: E402
@@ -75,14 +88,34 @@ def row_pool(model: ModelDescribed, size: int, rng: random.Random) -> list[tuple
     ]
 
 
+BATCHES = 1000  # steps per epoch of --watched and --preload
+
+
+def loss_events(step: int, watched: bool, seconds: float = 0.0) -> list[Event]:
+    """A training step's loss as the watch sends it (with its progress and its
+    epoch's end), or as the first versions did (a train StepStats alone)."""
+    loss = 2.3 / (1 + step * 0.01)
+    if not watched:
+        return [StepStats("train", step, loss=loss, seconds=seconds or None)]
+    epoch = (step - 1) // BATCHES + 1
+    events: list[Event] = [StepStats("train", step, loss=loss, extra={"epoch": float(epoch)})]
+    if step % 10 == 0:
+        events.append(TrainProgress(step, epoch, 10_000, (step - 1) % BATCHES + 1, BATCHES,
+                                    step * (seconds or 0.01)))
+    if step % BATCHES == 0:
+        events.append(EpochEnded(epoch, step, {"loss": loss, "val_loss": 1.2 * loss}))
+    return events
+
+
 def produce(source: QueueSource, pool: list[tuple[LayerRow, ...]], rate: float,
-            stop: threading.Event, counter: list[int]) -> None:
-    step = 0
+            stop: threading.Event, counter: list[int], watched: bool = False,
+            first: int = 0) -> None:
+    step = first
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.perf_counter()
     while not stop.is_set():
         step += 1
-        source.put(StepStats("train", step, loss=2.3 / (1 + step * 0.01), seconds=interval or None))
+        source.put_many(loss_events(step, watched, interval))
         source.put(LayerStats("train", step, pool[step % len(pool)]))
         if step % 500 == 0:
             source.put(VerdictIssued(Verdict("dead-relu", "warning", pool[0][2].layer,
@@ -107,6 +140,10 @@ async def bench(args: argparse.Namespace) -> None:
         source.put(event)
 
     app = GradscopeApp(source)
+    if args.preload:
+        # An earlier stretch of training, folded before the screen comes up.
+        app.state.apply_all(event for step in range(1, args.preload + 1)
+                            for event in loss_events(step, True))
     # How long each fold of events into the report holds the event loop (a large
     # drain is folded in slices, with keys handled between them).
     ticks: list[float] = []
@@ -122,7 +159,9 @@ async def bench(args: argparse.Namespace) -> None:
 
     stop = threading.Event()
     produced = [0]
-    producer = threading.Thread(target=produce, args=(source, pool, args.rate, stop, produced),
+    producer = threading.Thread(target=produce, args=(source, pool, args.rate, stop, produced,
+                                                      args.watched or bool(args.preload),
+                                                      args.preload),
                                 daemon=True)
     latencies: list[float] = []
     async with app.run_test(size=(args.width, args.height)) as pilot:
@@ -176,8 +215,10 @@ async def bench(args: argparse.Namespace) -> None:
 
     ms = [x * 1000 for x in latencies]
     tick_ms = [x * 1000 for x in ticks if x > 0.0005] or [0.0]
+    stream = "watched" if args.watched or args.preload else "per-step StepStats"
     print(f"layers: {args.layers}, producer: {args.rate or 'max'} steps/s "
-          f"({2 * args.rate:g} events/s), "
+          f"({2 * args.rate:g} events/s, {stream}"
+          f"{f', after {args.preload} preloaded steps' if args.preload else ''}), "
           f"terminal {args.width}x{args.height}")
     print(f"key latency over {len(ms)} presses ({'/'.join(KEYS)}): "
           f"median {statistics.median(ms):.1f} ms, p90 {_quantile(ms, 0.9):.1f} ms, "
@@ -201,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument("--width", type=int, default=120)
     parser.add_argument("--height", type=int, default=40)
+    parser.add_argument("--watched", action="store_true",
+                        help="send the training as the watch does (progress, epochs)")
+    parser.add_argument("--preload", type=int, default=0, metavar="STEPS",
+                        help="fold this many steps of earlier training losses first")
     args = parser.parse_args(argv)
     asyncio.run(bench(args))
     return 0
