@@ -278,8 +278,21 @@ class WatchedTrain:
         # One call runs steps_per_execution steps (fewer at an epoch's end: the
         # count is then ahead by a few steps until the epoch's end corrects it).
         step = w.step + w.model.steps_per_execution
-        if step >= w.next_watch or w.force_next:
-            outputs = self.watched(iterator)  # StopIteration at an epoch's end passes through
+        if (step >= w.next_watch or w.force_next) and self.watched is not None:
+            try:
+                outputs = self.watched(iterator)  # StopIteration at an epoch's end passes through
+            except (StopIteration, tf.errors.OutOfRangeError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - decided below: the user's error, or ours
+                # Keras's own step decides: if it fails too, the error is the
+                # user's (raised as Keras raises it); if not, the watched step
+                # could not run this model (ours): the training goes on unwatched.
+                logs = self.plain(iterator)
+                self.watched = None
+                w.failed("the watched steps of your training (it goes on unwatched)", exc)
+                w.batch += step - w.step
+                w.step = step
+                return logs
             w.step, w.batch = step, w.batch + (step - w.step)
             w.force_next = False
             w.next_watch = step + w.every
