@@ -73,9 +73,10 @@ DIVERGE_RISE = 0.5
 PLATEAU_MIN_DELTA = 0.01
 PLATEAU_MIN_EPOCHS = 4
 PLATEAU_SHARE = 0.25
-# A plateau at or above PLATEAU_STUCK of the loss at the first watched step (the
-# untrained model's loss) is a stalled training: a warning. Below it the model
-# learned and then flattened: an info verdict (the epochs after add nothing).
+# Only a plateau at or above PLATEAU_STUCK of the loss at the first watched step
+# (the untrained model's loss) is a stalled training. Below it the model learned
+# more than half of what it started with and flattened: a training at its floor
+# (where that is, only the data knows), which is no news.
 PLATEAU_STUCK = 0.5
 # A training that reached these is done, not stalled (no plateau verdict, no
 # learning-rate-vanished): a training accuracy of SOLVED_ACCURACY, or a loss
@@ -90,6 +91,10 @@ SOLVED_LOSS_SHARE = 0.02
 # 30 % of its units dead from the start, a steady state, is not flagged.
 GROWN_SHARE = 0.5
 GROWN_RISE = 0.25
+# While the watched steps' loss is below GROWN_LOSS_LEFT of its start, the
+# training goes well despite them: info, not a warning (a whole dead layer
+# stays an error).
+GROWN_LOSS_LEFT = 0.25
 
 # --- gradient-exploding-late / gradient-vanishing-late ------------------------------
 # The global gradient norm (all layers) grown EXPLODE_LATE times over its
@@ -127,6 +132,14 @@ LR_VANISHED = 1e-3
 LR_MARGIN = 0.99
 LR_LEFT_SHARE = 0.2
 LR_LEFT_MIN = 2
+# "Still learning when the rate went": the loss fell by PLATEAU_MIN_DELTA over
+# the last LR_IMPROVING_EPOCHS epochs.
+LR_IMPROVING_EPOCHS = 2
+
+# --- nonfinite-during-training ----------------------------------------------------
+# Its message quotes the learning rate when a schedule or callback had raised
+# it at least LR_RAISED times over the first one read.
+LR_RAISED = 2.0
 
 # The folded figures of one layer at one watched step: (gradient norm, dead
 # share, saturated share), None where it does not apply.
@@ -147,6 +160,8 @@ class NonFinite:
     layers_nonfinite: int = 0
     watched_step: int | None = None
     settled: bool = False  # the layers are known (or will never be)
+    # The learning rate at the latest epoch end by then (None: none ended yet).
+    learning_rate: float | None = None
 
 
 @dataclass
@@ -221,8 +236,13 @@ class TrainingFacts:
 
     def settle(self) -> None:
         """No watched step will come to show where the non-finite values are."""
-        if self.nonfinite is not None:
-            self.nonfinite.settled = True
+        if self.nonfinite is not None and not self.nonfinite.settled:
+            self._settled(self.nonfinite)
+
+    def _settled(self, bad: NonFinite) -> None:
+        bad.settled = True
+        if self.epoch_ends:
+            bad.learning_rate = self.epoch_ends[-1].learning_rate
 
     def _new_fit(self, fit: int) -> None:
         """A later fit() of the model: its own references (the facts of the
@@ -278,13 +298,15 @@ class TrainingFacts:
         found = _first_nonfinite(rows)
         if found is None:
             if pending is not None:  # a watched step at or after the NaN, all finite
-                pending.watched_step, pending.settled = step, True
+                pending.watched_step = step
+                self._settled(pending)
             return
         layer, figure, count = found
         if pending is None:  # a gradient went non-finite at a step whose loss was finite
             pending = self.nonfinite = NonFinite(step, self.epoch, None)
         pending.layer, pending.figure, pending.layers_nonfinite = layer, figure, count
-        pending.watched_step, pending.settled = step, True
+        pending.watched_step = step
+        self._settled(pending)
 
     # -- what the checks read ----------------------------------------------------
     def start_loss(self) -> float | None:
@@ -339,23 +361,24 @@ def _bad(value: float | None) -> bool:
 
 
 def _first_nonfinite(rows: Sequence[LayerRow]) -> tuple[str, str, int] | None:
-    """(layer, figure, layers with any non-finite figure) of the first layer in
-    forward order whose activations went non-finite, else whose weights, else
-    whose gradient: an activation shows where a forward pass overflowed; once
-    the weights are NaN every later layer's figures are, whatever the cause."""
-    count = 0
+    """(layer, figure, how many layers show that figure non-finite) for the
+    first layer in forward order with non-finite weights, else activations,
+    else gradient. Weights first: once a non-finite update went through, every
+    layer it reached is NaN, and an activation after a ReLU reads 0 (max(NaN, 0)),
+    so the layer whose activations are NaN is no culprit. With finite weights,
+    a non-finite activation shows where the forward pass overflowed."""
     first: dict[str, str] = {}
+    count: dict[str, int] = {}
     for r in rows:
-        kinds = (("activations", _bad(r.act_mean) or _bad(r.act_std)),
-                 ("weights", _bad(r.weight_norm)), ("gradient", _bad(r.grad_norm)))
-        if any(bad for _, bad in kinds):
-            count += 1
-        for kind, bad in kinds:
-            if bad and kind not in first:
-                first[kind] = r.layer
-    for kind in ("activations", "weights", "gradient"):
+        for kind, bad in (("weights", _bad(r.weight_norm)),
+                          ("activations", _bad(r.act_mean) or _bad(r.act_std)),
+                          ("gradient", _bad(r.grad_norm))):
+            if bad:
+                first.setdefault(kind, r.layer)
+                count[kind] = count.get(kind, 0) + 1
+    for kind in ("weights", "activations", "gradient"):
         if kind in first:
-            return first[kind], kind, count
+            return first[kind], kind, count[kind]
     return None
 
 
@@ -367,6 +390,14 @@ def _medians(steps: Iterable[dict[str, _Figures]], index: int) -> dict[str, floa
             if value is not None and math.isfinite(value):
                 values.setdefault(layer, []).append(value)
     return {layer: median(v) for layer, v in values.items()}
+
+
+def _learning_well(t: TrainingFacts) -> bool:
+    """The watched steps' loss now is below GROWN_LOSS_LEFT of the fit's start."""
+    if not t.start_losses or not t.recent_losses:
+        return False
+    start, now = median(t.start_losses), median(t.recent_losses)
+    return start > 0 and now < GROWN_LOSS_LEFT * start
 
 
 def training_of(facts: Facts) -> TrainingFacts:
@@ -413,17 +444,25 @@ def nonfinite_during_training(facts: Facts) -> list[Finding]:
     what = (f"the training loss became {_number(bad.loss)}" if bad.loss is not None
             else "a gradient became NaN/Inf (the loss was still finite)")
     where = ""
-    if bad.layer is not None:
-        spread = (f" ({bad.layers_nonfinite} layers had non-finite figures)"
-                  if bad.layers_nonfinite > 1 else "")
+    if bad.figure == "weights":
+        where = (f" At step {bad.watched_step}, the weights of {bad.layers_nonfinite} "
+                 f"layer{'s' if bad.layers_nonfinite > 1 else ''} are non-finite, from "
+                 f"'{bad.layer}' on: a non-finite update went through.")
+    elif bad.layer is not None:
         where = (f" At step {bad.watched_step}, the first layer in forward order with "
-                 f"non-finite {bad.figure} is '{bad.layer}'{spread}.")
+                 f"non-finite {bad.figure} is '{bad.layer}'"
+                 + (": the forward pass overflows there." if bad.figure == "activations" else "."))
+    rate = ""
+    if bad.learning_rate is not None and t.first_lr is not None \
+            and bad.learning_rate >= LR_RAISED * t.first_lr:
+        rate = (f" The learning rate had risen to {bad.learning_rate:.3g} by then "
+                f"({t.first_lr:.3g} after the first epoch).")
     return [
         finding(
             bad.layer or "loss",
             f"{what} at step {bad.step} ({_epoch_text(t, bad.epoch)}); the probe at the start "
-            f"was finite, so it appeared as training went on.{where} From then on every "
-            "update writes NaN into the weights.",
+            f"was finite, so it appeared as training went on.{where}{rate} From then on "
+            "every update writes NaN into the weights.",
             _NONFINITE_FIX,
             step=bad.step, epoch=bad.epoch,
             loss=_number(bad.loss),
@@ -431,6 +470,7 @@ def nonfinite_during_training(facts: Facts) -> list[Finding]:
             figure=bad.figure,
             watched_step=bad.watched_step,
             layers_nonfinite=bad.layers_nonfinite,
+            learning_rate=bad.learning_rate,
         )
     ]
 
@@ -459,8 +499,8 @@ def gradient_exploding_late(facts: Facts) -> list[Finding]:
             f"{before:.3g} at the first watched steps, {after:.3g} at step {step} "
             f"({_epoch_text(t, epoch)})"
             + (f"; most in '{layer}' ({growth[layer]:.3g}x)." if growth else ".")
-            + " It was fine at the start: the training itself pushes the weights where the "
-            "gradients blow up (the learning rate, or what a schedule raises it to).",
+            + " It was fine at the start: something that changes as the training goes on "
+            "makes it grow (a learning rate a schedule raises, weights growing, a loss weight).",
             "Lower the learning rate (or the schedule's peak) and clip gradients: "
             "keras.optimizers.Adam(1e-3, clipnorm=1.0); normalisation layers "
             "(BatchNormalization, LayerNormalization) keep activations in range",
@@ -485,9 +525,10 @@ def loss_diverging(facts: Facts) -> list[Finding]:
         if found is None:
             continue
         best, climb = found
-        start = points[0].loss
+        # (The fit's first watched step: the untrained model's loss.)
+        start = t.start_loss() if t.start_losses else points[0].loss
         now = climb[-1]
-        lost_all = now.loss >= start
+        lost_all = start is not None and now.loss >= start
         severity: Severity = "error" if lost_all else "warning"
         curve = ", ".join(f"{p.loss:.4g}" for p in climb[-8:])
         unit = "epoch losses" if series == "epochs" else "training losses (medians of watched steps)"
@@ -495,8 +536,8 @@ def loss_diverging(facts: Facts) -> list[Finding]:
             finding(
                 "loss",
                 f"the training loss is climbing: its best was {best.loss:.4g} at step {best.step} "
-                f"({_epoch_text(t, best.epoch)}), and the {unit} since are {curve}, "
-                f"{now.loss:.4g} at step {now.step} ({_epoch_text(t, now.epoch)})"
+                f"({_epoch_text(t, best.epoch)}); the {unit} since are {curve} (step "
+                f"{now.step}, {_epoch_text(t, now.epoch)})"
                 + (f", back above the {start:.4g} it started from: what was learned is lost."
                    if lost_all else "."),
                 "Lower the learning rate (a schedule or callback that raises it: cap its peak) "
@@ -574,19 +615,25 @@ def _growing(facts: Facts, index: int, what: str, fix: str, dead: bool) -> list[
         return []
     layer = grown[0]
     step, epoch, _ = t.recent[-1]
-    whole = dead and now[layer] >= 1.0
+    whole = [n for n in grown if dead and now[n] >= 1.0]
     others = f" (also: {', '.join(grown[1:6])})" if len(grown) > 1 else ""
+    # A loss that went on falling well below its start: the units cost little so far.
+    learning = _learning_well(t)
+    severity: Severity | None = "error" if whole else ("info" if learning else None)
     return [
         finding(
             layer,
             f"in '{layer}', the share of {what} grew from {pct(start[layer])} at the first "
             f"watched steps to {pct(now[layer])} by step {step} ({_epoch_text(t, epoch)})"
-            + (": the whole layer is dead, nothing passes it" if whole else "")
-            + f"{others}. The probe at the start saw it healthy: the training itself "
+            f"{others}"
+            + (f"; the whole of '{whole[0]}' is dead: nothing passes it" if whole else "")
+            + ". The probe at the start saw it healthy: the training itself "
             + ("killed them; a dead unit gets no gradient and never comes back."
-               if dead else "drove them there; gradients through them nearly vanish."),
+               if dead else "drove them there; gradients through them nearly vanish.")
+            + (" The loss is still falling well below its start: it costs little so far."
+               if learning and not whole else ""),
             fix,
-            severity="error" if whole else None,
+            severity=severity,
             step=step, epoch=epoch,
             share=now[layer],
             share_at_start=start[layer],
@@ -660,8 +707,9 @@ def learning_rate_vanished(facts: Facts) -> list[Finding]:
     # going costs only time.
     losses = t.epoch_losses()
     start = t.start_loss()
-    recent = losses[-PLATEAU_MIN_EPOCHS - 1:]
-    improving = len(recent) >= 2 and recent[-1].loss < (1 - PLATEAU_MIN_DELTA) * recent[0].loss
+    recent = losses[-LR_IMPROVING_EPOCHS - 1:]
+    improving = (len(recent) == LR_IMPROVING_EPOCHS + 1
+                 and recent[-1].loss < (1 - PLATEAU_MIN_DELTA) * recent[0].loss)
     high = start is not None and start > 0 and bool(losses) and losses[-1].loss >= PLATEAU_STUCK * start
     severity: Severity = "warning" if improving or high or not losses else "info"
     return [
@@ -765,29 +813,26 @@ def loss_plateau(facts: Facts) -> list[Finding]:
     start = t.start_loss()
     if since < window or start is None or start <= 0 or t.solved():
         return []
-    stuck = best.loss >= PLATEAU_STUCK * start
+    # A loss well above its best since is climbing, no plateau (loss-diverging's
+    # bar, so that the two never describe the same epochs).
+    bar = best.loss + DIVERGE_RISE * max(abs(best.loss), losses[0].loss - best.loss)
+    if any(p.loss >= bar for p in losses if p.epoch > best.epoch):
+        return []
+    if best.loss < PLATEAU_STUCK * start:
+        return []
     return [
         finding(
             "loss",
             f"the training loss has not improved by {pct(PLATEAU_MIN_DELTA)} for {since} epochs: "
             f"best {best.loss:.4g} at epoch {best.epoch}, {now.loss:.4g} at "
-            f"{_epoch_text(t, now.epoch)}, "
-            + (f"still {pct(best.loss / start)} of the {start:.4g} it started at: the "
-               "training has stalled."
-               if stuck else
-               f"down from {start:.4g} at the start: it learned, then flattened; the "
-               "epochs since add nothing."),
-            (
-                "Look at the verdicts above for a cause (dead units, saturation, a learning "
-                "rate too high or too low); lower the rate when it stalls: "
-                "keras.callbacks.ReduceLROnPlateau(monitor='loss', factor=0.5, patience=3); "
-                "a model too small for the task stalls too: try more units or layers"
-                if stuck else
-                "Stop when it stalls: keras.callbacks.EarlyStopping(monitor='val_loss', "
-                "patience=5, restore_best_weights=True), or lower the rate when it does: "
-                "keras.callbacks.ReduceLROnPlateau(monitor='loss', factor=0.5, patience=3)"
-            ),
-            severity=None if stuck else "info",
+            f"{_epoch_text(t, now.epoch)}, still {pct(best.loss / start)} of the "
+            f"{start:.4g} it started at: the training has stalled.",
+            "Look at the verdicts above for a cause (dead units, saturation, a learning rate "
+            "too high or too low, one a schedule took to ~0); lower the rate when it stalls: "
+            "keras.callbacks.ReduceLROnPlateau(monitor='loss', factor=0.5, patience=3); a "
+            "model too small for the task stalls too: try more units or layers; if the data "
+            "holds no more signal than this, stop there: keras.callbacks.EarlyStopping("
+            "monitor='val_loss', patience=5, restore_best_weights=True)",
             step=now.step, epoch=now.epoch,
             loss=now.loss,
             best_loss=best.loss,
