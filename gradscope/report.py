@@ -425,8 +425,12 @@ class Report:
     def nothing_found(self) -> str:
         """What to say when no verdict came (never "no problems found" while a check
         could not run)."""
-        steps = plural(len(self.probe_steps), "probe step") if self.probe_steps else ""
-        return nothing_found(self.notes, steps)
+        parts = [plural(len(self.probe_steps), "probe step")] if self.probe_steps else []
+        if self.progress is not None and self.progress.step > 0:
+            # The watch looked at the user's training too (checks/training.py).
+            parts.append(plural(self.progress.step, "training step").replace(
+                str(self.progress.step), f"{self.progress.step:,}", 1))
+        return nothing_found(self.notes, " and ".join(parts))
 
     def ranked_verdicts(self) -> list[Verdict]:
         """Most likely root cause first (the order of the summary and the verdict CSV)."""
