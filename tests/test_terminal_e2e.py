@@ -129,7 +129,7 @@ def test_a_user_reads_the_cause_drills_into_the_guilty_layer_and_quits_to_a_clea
 
     # When the user opens the guilty layer, then its histograms
     terminal.press("Down", "Enter")
-    screen = terminal.wait_for(lambda text: "Per step" in text)
+    screen = terminal.wait_for(lambda text: "Steps · h histograms" in text)
     assert screen.splitlines()[0].strip().startswith("dense_1 · Dense")
     terminal.press("h")
     screen = terminal.wait_for(lambda text: "activations" in text)
