@@ -203,6 +203,9 @@ class TrainingFacts:
     nonfinite: NonFinite | None = None
     # The IDs already issued (each fires once per run): later checks read it.
     fired: set[str] = field(default_factory=set)
+    # layer_medians' latest answers: figure index -> (watched count, start, now).
+    _medians: dict[int, tuple[int, dict[str, float], dict[str, float]]] = field(
+        default_factory=dict)
 
     # -- folding --------------------------------------------------------------
     def fold(self, event: Event) -> None:
@@ -344,11 +347,17 @@ class TrainingFacts:
 
     def layer_medians(self, index: int) -> tuple[dict[str, float], dict[str, float]] | None:
         """Per layer, figure `index` (0 gradient, 1 dead, 2 saturated): its median
-        over the first watched steps and over the latest; None until both are in."""
+        over the first watched steps and over the latest; None until both are in.
+        Kept until the next watched step: the checks run at every event (a
+        TrainProgress ten times per watched step), the figures change less often."""
         if len(self.baseline) < BASELINE_STEPS or len(self.recent) < RECENT_STEPS:
             return None
-        return (_medians(self.baseline, index),
-                _medians([figures for _, _, figures in self.recent], index))
+        cached = self._medians.get(index)
+        if cached is None or cached[0] != self.watched:
+            start = _medians(self.baseline, index)  # (small next to the latest: not kept apart)
+            now = _medians([figures for _, _, figures in self.recent], index)
+            cached = self._medians[index] = (self.watched, start, now)
+        return cached[1], cached[2]
 
 
 def _epoch_of(event: StepStats, current: int) -> int:
