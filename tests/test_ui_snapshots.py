@@ -16,6 +16,8 @@ pytest.importorskip("pytest_textual_snapshot")
 from pytest_textual_snapshot import SVGImageExtension  # noqa: E402
 from textual._doc import take_svg_screenshot  # noqa: E402
 
+from gradscope.ui.app import GradscopeApp  # noqa: E402
+from gradscope.ui.sources import ReplaySource  # noqa: E402
 from tests.test_ui import replay_app  # noqa: E402
 
 
@@ -149,4 +151,15 @@ def test_diff_of_the_vanishing_gradient_fix(svg, size):
     before = Report.from_events(recorded("vanishing-gradient.jsonl"))
     after = Report.from_events(recorded("vanishing-gradient-fixed.jsonl"))
     app = DiffApp(Comparison.of(before, after), "before.jsonl", "after.jsonl")
+    assert svg == take_svg_screenshot(app, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_watched_training(svg, size):
+    # A recorded run whose training was watched (tests/data/watched-training.jsonl):
+    # the loss chart over global steps with the probe apart, the layer table
+    # at the latest watched step, sparklines over the whole training.
+    from tests.test_ui_training import recorded
+
+    app = GradscopeApp(ReplaySource(recorded("watched-training")))
     assert svg == take_svg_screenshot(app, terminal_size=size)
