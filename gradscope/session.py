@@ -162,8 +162,18 @@ def _training_checks(call: FitCall, args: tuple, kwargs: dict, emit: Any) -> Any
     callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
     return TrainingChecks(
         epochs=_epochs(call), batches=None, patience=user_patience(callbacks),
+        outputs=_output_layers(call.model),
         on_error=lambda entry, exc: lost(emit, f"the check {entry.id} on your training", exc),
     )
+
+
+def _output_layers(model: Any) -> list[str] | None:
+    """The names of the layers that make the model's outputs (None: unknown, e.g.
+    a subclassed model; the checks then take the last layer)."""
+    try:
+        return [tensor._keras_history[0].name for tensor in model.outputs]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _epochs(call: FitCall) -> int | None:
