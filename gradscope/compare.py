@@ -95,7 +95,8 @@ def is_problem(verdict: Verdict) -> bool:
 def probe_value(track: LayerTrack | None, metric: str) -> float | None:
     """A layer's figure for the comparison: the median over its probe steps (the
     figure the checks read: one step is noisy), else its latest measured value.
-    Training rows are left out: they measure over an epoch, not a step."""
+    Training rows are left out: they come from each run's own training, at
+    steps and on batches the two runs need not share."""
     if track is None:
         return None
     column = 2 + ("grad_norm", "weight_norm", "update_ratio").index(metric)
