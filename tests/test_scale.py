@@ -8,7 +8,6 @@ that small models take the same paths.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -184,31 +183,6 @@ def test_experiments_reset_to_the_targets_snapshot() -> None:
     trainer.close()
     snapshot.restore()
     snapshot.close()
-
-
-def test_the_training_monitor_measures_an_epoch_from_a_snapshot_on_disk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from gradscope.engine.train_monitor import TrainMonitor
-
-    # Given a model with a layer larger than one chunk, its epoch-start weights on disk,
-    monkeypatch.setattr(snapshot_module, "SPILL_BYTES", 0)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), L.Dense(CHUNK_BYTES // 4 // 8 + 100), L.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    layers = probe_layers(model)
-    events: list[Any] = []
-    monitor = TrainMonitor(layers, describe(layers), events.append)
-    start = [[np.array(v.numpy(), dtype=np.float64) for v in layer.trainable_weights] for layer in layers]
-    # when an epoch of training ends,
-    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[monitor])
-    rows = next(e for e in events if isinstance(e, LayerStats)).rows
-    # then each layer's weight norm and update ratio are those of its weights' change.
-    for row, layer, before in zip(rows, layers, start, strict=True):
-        after = [np.array(v.numpy(), dtype=np.float64) for v in layer.trainable_weights]
-        moved = math.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before, strict=True)))
-        assert row.weight_norm == pytest.approx(math.sqrt(sum(np.sum(a * a) for a in after)), rel=1e-9)
-        assert row.update_ratio == pytest.approx(moved / math.sqrt(sum(np.sum(b * b) for b in before)), rel=1e-9)
 
 
 def digits_model(bias: float = 0.0) -> tuple[Any, np.ndarray, np.ndarray]:

@@ -132,8 +132,13 @@ def test_a_custom_train_step_without_a_compiled_loss_is_probed_through_it() -> N
     assert v.severity == "info" and v.evidence["probed"] is True
     assert v.evidence["through"] == "train_step"
     assert_probed(run, "hidden", "out")
-    # the probe's steps (its loss: the step's own), then the user's epochs
-    assert [s.phase for s in run.diagnosis.layer_stats] == ["probe"] * 3 + ["train"]
+    # the probe's steps (its loss: the step's own), then the watched steps of
+    # the user's training, through its own train_step: the first, every 100th
+    phases = [s.phase for s in run.diagnosis.layer_stats]
+    assert phases[:3] == ["probe"] * 3 and set(phases[3:]) == {"train"}
+    watched = [s for s in run.diagnosis.layer_stats if s.phase == "train"]
+    assert [s.step for s in watched][:2] in ([1], [1, 101])
+    assert next(r for r in watched[0].rows if r.layer == "hidden").grad_norm
     assert_fit_ran(run)
 
 

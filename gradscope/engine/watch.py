@@ -153,6 +153,9 @@ class Watch:
         if squares is None:  # the step applied no update through the model's optimizer
             squares = tf.zeros((3, 0))
         loss = traced.get("loss")
+        if loss is None and isinstance(logs, dict) and logs.get("loss") is not None:
+            loss = logs["loss"]  # an own train_step with its own tracker: what it logs
+        traced["loss_known"] = loss is not None
         loss = tf.constant(float("nan")) if loss is None else tf.cast(tf.reduce_mean(loss), tf.float32)
         return logs, (loss, squares, act_sums, act_counts)
 
@@ -172,6 +175,7 @@ class Watch:
             self.check_nonfinite()
             loss_t, squares, act_sums, act_counts = stats
             loss = float(loss_t.numpy())
+            known = self._traced.get("loss_known", True)
             squares = squares.numpy()
             traced = self._traced
             n = len(self.layers)
@@ -185,9 +189,9 @@ class Watch:
             if len(var_layer) != squares.shape[1]:
                 var_layer = np.full(squares.shape[1], -1, dtype=np.int64)
             figures = layer_figures(result, n, var_layer, traced.get("tapped", []))
-            if not math.isfinite(loss) and self.nonfinite_step is None:
+            if known and not math.isfinite(loss) and self.nonfinite_step is None:
                 self._nonfinite_at(step, self.epoch)
-            self.send(StepStats("train", step, loss, extra={"epoch": float(self.epoch)}))
+            self.send(StepStats("train", step, loss if known else None, extra={"epoch": float(self.epoch)}))
             self.send(LayerStats("train", step, layer_rows(self.metas, figures)))
             if self.watched % HISTOGRAM_EVERY == 1 or HISTOGRAM_EVERY == 1:
                 self.send_histograms(step)
