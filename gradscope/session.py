@@ -78,7 +78,8 @@ class Session:
 
             if self.watch is None:
                 self.watch = Watch(call.model, self.bus.emit, self.options.watch_every,
-                                   checks=_training_checks(call, args, kwargs, self.bus.emit))
+                                   checks=_training_checks(call, args, kwargs, self.bus.emit),
+                                   diagnosed=self.bus.report.verdicts)
             if call.method != "fit":
                 if self.options.watch:
                     self.watch.install()

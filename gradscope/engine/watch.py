@@ -32,8 +32,9 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import keras
@@ -59,6 +60,7 @@ from gradscope.events import (
 )
 from gradscope.internal import lost
 from gradscope.runner import pass_through
+from gradscope.verdicts import Verdict
 
 # The default cadence: every DEFAULT_EVERY-th step is watched. A watched step
 # costs about 1.5-3x a plain one (its measures, reading them, the events and
@@ -84,9 +86,15 @@ class Watch:
         emit: Callable[[Event], None],
         every: int | None = None,
         checks: Any = None,
+        diagnosed: Sequence[Verdict] = (),
     ) -> None:
         self.model = model
         self.emit = emit
+        # The causes the diagnosis found (errors and warnings): a problem the
+        # training shows later is most likely theirs (a NaN at epoch 7 after
+        # lr-too-high), so it ranks after them, as a symptom.
+        self.diagnosed = [v.check for v in diagnosed
+                          if v.kind == "cause" and v.severity in ("error", "warning")]
         self.every = max(1, int(every or DEFAULT_EVERY))
         self.progress_every = max(1, self.every // PROGRESS_PER_WATCH)
         self.checks = checks  # a TrainingChecks (checks/training.py), or None
@@ -254,13 +262,23 @@ class Watch:
             lost(self.emit, "the checks on your training", exc)
             return
         for verdict in found:
-            self.emit(VerdictIssued(verdict))
+            self.emit(VerdictIssued(self._ranked(verdict)))
+
+    def _ranked(self, verdict: Verdict) -> Verdict:
+        if not self.diagnosed or verdict.kind != "cause":
+            return verdict
+        cause = self.diagnosed[0]
+        # (as checks/arbitration.py words a cause that another explains)
+        clause = (f" This follows from '{cause}' (reported above): it was found before the "
+                  "training began; fix that first.")
+        return replace(verdict, kind="symptom", message=verdict.message.rstrip() + clause,
+                       evidence={**verdict.evidence, "explained_by": cause})
 
     def finish_checks(self) -> None:
         """The fit ended: the checks say what waited for a step that never came."""
         if self.checks is not None:
             for verdict in self.checks.finish():
-                self.emit(VerdictIssued(verdict))
+                self.emit(VerdictIssued(self._ranked(verdict)))
 
     def failed(self, what: str, exc: BaseException) -> None:
         if not self._failed:  # said once
