@@ -297,9 +297,12 @@ class WatchedTrain:
 
     def __call__(self, iterator: Any) -> Any:
         w = self.watch
-        # One call runs steps_per_execution steps (fewer at an epoch's end: the
-        # count is then ahead by a few steps until the epoch's end corrects it).
-        step = w.step + w.model.steps_per_execution
+        # One call runs steps_per_execution steps, fewer at an epoch's end (when
+        # the epoch's length is unknown, the epoch's end corrects the count).
+        n = w.model.steps_per_execution
+        if w.batches and 0 < w.batches - w.batch < n:
+            n = w.batches - w.batch
+        step = w.step + n
         if (step >= w.next_watch or w.force_next) and self.watched is not None:
             try:
                 outputs = self.watched(iterator)  # StopIteration at an epoch's end passes through
@@ -352,6 +355,10 @@ class WatchCallback(keras.callbacks.Callback):
             w.check_nonfinite()
             if self.counting and w.batches:
                 w.step += w.batches
+                w.batch = w.batches
+            elif w.batches and w.batch > w.batches:
+                # steps_per_execution: the epoch's last call ran fewer steps than counted
+                w.step -= w.batch - w.batches
                 w.batch = w.batches
             if w.batches is None and w.batch > 0:  # an unsized dataset: its first epoch tells
                 w.batches = w.batch
