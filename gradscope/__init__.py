@@ -3,3 +3,15 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["DiagnosisError", "Report", "__version__", "diagnose"]
+
+
+def __getattr__(name: str) -> object:
+    # The Python API (gradscope/api.py), loaded on first use: `import gradscope`
+    # and `gradscope --help` stay light (no TensorFlow, no Textual).
+    if name in ("diagnose", "Report", "DiagnosisError"):
+        from gradscope import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'gradscope' has no attribute {name!r}")

@@ -1,0 +1,184 @@
+"""gradscope from Python: `gradscope.diagnose(model, x, y)` returns a `Report`.
+
+The same engine, the same verdicts and the same guarantees as `gradscope run`
+(which takes over the script's first `fit()` the same way): the model is
+diagnosed as `fit(x, y, ...)` would train it, on a clone, inside preserved
+random streams, and its weights, optimizer state and random streams are left
+exactly as they were. Nothing trains the user's model here: `diagnose` is
+`gradscope run --probe-only` on one fit call.
+
+Light to import (no TensorFlow until `diagnose` runs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from gradscope import __version__
+from gradscope.events import Event, LayerRow, LayerStats, RunFinished, RunStarted
+from gradscope.report import Report as RunReport
+from gradscope.verdict_text import format_verdict, verdicts_block
+from gradscope.verdicts import Verdict
+
+DEFAULT_BUDGET = 60.0
+
+
+class DiagnosisError(AssertionError):
+    """`Report.raise_for_errors()`: the model has an error verdict. The message
+    is the most likely cause and its fix. (An AssertionError, so a test
+    framework reports it as a failed check.)"""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class Report:
+    """What gradscope found about one model: verdicts, most likely cause first,
+    and the per-layer figures of every step it measured."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = list(events)
+        self.run = RunReport.from_events(self.events)
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Every verdict, ranked: the most likely root cause first."""
+        return self.run.ranked_verdicts()
+
+    @property
+    def headline(self) -> Verdict | None:
+        """The most likely cause (an error or a warning), or None."""
+        return self.run.headline()
+
+    @property
+    def ok(self) -> bool:
+        """No error verdict (warnings and notes may remain)."""
+        return self.run.verdict_exit_code() == 0
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The per-layer table: one row per layer and measured step, as the CLI's
+        `--csv` has them (phase, step, layer, ..., act_dead_frac)."""
+        return [{"phase": e.phase, "step": e.step, **_row(r)}
+                for e in self.events if isinstance(e, LayerStats) for r in e.rows]
+
+    def raise_for_errors(self) -> None:
+        """Raise DiagnosisError when any verdict is an error (for test suites)."""
+        if self.ok:
+            return
+        worst = next(v for v in self.verdicts if v.severity == "error")
+        raise DiagnosisError(f"{worst.check} ({worst.subject}): {worst.message}\nfix: {worst.fix}", self)
+
+    def to_csv(self, path: str) -> None:
+        """The per-layer table as CSV (the file `gradscope run --csv` writes)."""
+        from gradscope.sinks.layer_csv import LayerCsvSink
+
+        sink = LayerCsvSink(path)
+        for event in self.events:
+            sink.handle(event)
+        sink.close()
+
+    def to_json(self, path: str) -> None:
+        """The full report as JSON (the document of `gradscope run --json`)."""
+        from gradscope.sinks.json_report import TrainingSeries, report_json
+
+        training = TrainingSeries()
+        for event in self.events:
+            training.apply(event)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(report_json(self.run, training), f, indent=2, allow_nan=False, default=str)
+            f.write("\n")
+
+    def to_dataframe(self) -> Any:
+        """The per-layer table as a pandas DataFrame (pandas is not a dependency)."""
+        try:
+            import pandas as pd
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("Report.to_dataframe() needs pandas: pip install pandas") from error
+        return pd.DataFrame(self.layers)
+
+    def __iter__(self) -> Iterator[Verdict]:
+        return iter(self.verdicts)
+
+    def __repr__(self) -> str:
+        """The headless summary: the verdict count, the most likely cause, each verdict and its fix."""
+        return verdicts_block(self.run, colour=False)
+
+    def _repr_markdown_(self) -> str:
+        lines = []
+        for v in self.verdicts:
+            lines += [f"**{v.severity.upper()} `{v.check}`** ({v.subject}): {v.message}", "",
+                      "```python", v.fix, "```", ""]
+        return "\n".join(lines) if lines else self.run.nothing_found()
+
+    def describe(self, verdict: Verdict) -> str:
+        """One verdict as the summary writes it."""
+        return format_verdict(verdict, colour=False)
+
+
+def diagnose(
+    model: Any,
+    x: Any = None,
+    y: Any = None,
+    *,
+    batch_size: int | None = None,
+    sample_weight: Any = None,
+    class_weight: Any = None,
+    validation_data: Any = None,
+    steps_per_epoch: int | None = None,
+    epochs: int = 1,
+    steps: int = 5,
+    seed: int | None = None,
+    budget: float = DEFAULT_BUDGET,
+) -> Report:
+    """Diagnose `model` as `model.fit(x, y, batch_size=..., ...)` would train it.
+
+    `model` must be compiled (its loss and optimizer are the ones judged).
+    `x`, `y` take what `fit` takes: arrays, dicts of arrays, a `tf.data.Dataset`,
+    a `keras.utils.PyDataset`. A Python generator is read from (the batches
+    gradscope takes are gone from it afterwards: pass arrays or a Dataset to
+    train on the same data next). `epochs` and `steps_per_epoch` are your
+    training's: the checks that judge the budget read them. `steps`: probe
+    steps; `seed`: gradscope's own sampling (the same verdicts on every run);
+    `budget`: a safety cap, in seconds, on the experiments (0 skips them).
+    """
+    import keras
+
+    from gradscope.events import EventBus
+    from gradscope.intercept import FitCall, ProbeFinished
+    from gradscope.options import RunOptions
+    from gradscope.session import Session
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"gradscope.diagnose() takes a keras.Model, not {type(model).__name__}")
+    if getattr(model, "compiled", False) is False or getattr(model, "optimizer", None) is None:
+        raise ValueError("compile the model first (model.compile(optimizer=..., loss=...)): "
+                         "gradscope judges the loss and optimizer your fit() would use")
+    kwargs: dict[str, Any] = {"x": x, "y": y, "batch_size": batch_size, "epochs": epochs,
+                              "sample_weight": sample_weight, "class_weight": class_weight,
+                              "validation_data": validation_data, "steps_per_epoch": steps_per_epoch,
+                              "verbose": 0}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    options = RunOptions(script="<python>", steps=max(1, int(steps)), probe_only=True, seed=seed,
+                         budget=float(budget), watch=False)
+    bus = EventBus()
+    bus.emit(RunStarted(script="<python>", argv=(), gradscope_version=__version__,
+                        started_at=time.time()))
+    session = Session(options, bus)
+    call = FitCall(model=model, args=(), kwargs=kwargs, original=keras.Model.fit, method="fit")
+    try:
+        session.on_fit(call)
+    except ProbeFinished:
+        pass
+    bus.emit(RunFinished(status="probe-only", exit_code=bus.report.verdict_exit_code()))
+    return Report(bus.history)
+
+
+def _row(row: LayerRow) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(row)
