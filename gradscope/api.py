@@ -115,6 +115,12 @@ class Report:
                       "```python", v.fix, "```", ""]
         return "\n".join(lines) if lines else self.run.nothing_found()
 
+    def _repr_html_(self) -> str:
+        """The notebook's picture: verdict cards, the gradient norm by depth, the probe's loss."""
+        from gradscope.report_html import report_html
+
+        return report_html(self.run)
+
     def describe(self, verdict: Verdict) -> str:
         """One verdict as the summary writes it."""
         return format_verdict(verdict, colour=False)
