@@ -106,7 +106,10 @@ def _card(verdict: Verdict, *, likely: bool) -> str:
     if likely:
         marker = (f' <span class="gsr-likely" style="{_badge_style(TEXT)}">'
                   "&#9733; most likely cause</span>")
-    kind = f' <span style="color:{MUTED}">(symptom)</span>' if verdict.kind == "symptom" else ""
+    kind = ""
+    if verdict.kind == "symptom":
+        kind = (f' <span style="display:inline-block;border:1px solid {MUTED};color:{MUTED};'
+                'font-size:11px;padding:0 5px;border-radius:3px">symptom</span>')
     head = (f'<div><span style="{_badge_style(accent)}">{label}</span> '
             f'<code style="font-family:{MONO};font-weight:600;color:{TEXT};background:none">'
             f"{escape(verdict.check)}</code>"
@@ -117,7 +120,8 @@ def _card(verdict: Verdict, *, likely: bool) -> str:
         fix = (f'<div style="margin:6px 0 0 0;color:{MUTED};font-size:12px">fix:</div>'
                f'<pre class="gsr-fix" style="margin:2px 0 0 0;padding:6px 8px;background:{CODE_BG};'
                f"color:{TEXT};border:1px solid {GRID};border-radius:4px;overflow-x:auto;"
-               f'white-space:pre;font-size:12px;line-height:1.35">'
+               # pre-wrap: a long line of prose wraps on screen, and copies as one line
+               f'white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px;line-height:1.35">'
                f'<code style="font-family:{MONO};color:{TEXT};background:none">'
                f"{escape(verdict.fix)}</code></pre>")
     return (f'<div class="gsr-card gsr-{escape(verdict.severity)}" '
@@ -182,7 +186,9 @@ def _depth_chart(run: Report) -> str:
     if high <= low:
         high = low + 1
     named = len(norms) <= NAME_ROWS
-    name_space = 70 if named else 18
+    longest = max(min(len(track.name), 16) for track, _ in norms)
+    # names are drawn at 40 degrees: about 6.5 * sin(40) = 4.2 units down per character
+    name_space = int(16 + 4.2 * longest) if named else 18
     plot_w = CHART_WIDTH - CHART_LEFT - 8
     plot_h = CHART_HEIGHT
     height = CHART_TOP + plot_h + name_space
@@ -237,13 +243,13 @@ def _depth_chart(run: Report) -> str:
                    f'<text x="{CHART_LEFT + plot_w}" y="{bottom + 13}" text-anchor="end" '
                    f'fill="{MUTED}">output ({len(norms)} layers)</text>')
     out.append("</svg>")
-    caption = ("Gradient norm by depth (log scale, median over the probe steps; "
-               "input on the left, output on the right")
+    note = "log scale, median over the probe steps, input on the left"
     if flags:
-        caption += "; layers named in a verdict in its colour"
-    caption += ")"
+        note += "; layers a verdict names in its colour"
     return (f'<div class="gsr-depth-block" style="margin:12px 0 0 0">'
-            f'<div style="font-weight:600;color:{TEXT}">{caption}</div>' + "\n".join(out) + "</div>")
+            f'<div style="color:{TEXT}"><b>Gradient norm by depth</b> '
+            f'<span style="color:{MUTED};font-size:12px">({note})</span></div>'
+            + "\n".join(out) + "</div>")
 
 
 def _decade(exponent: int) -> str:
@@ -268,9 +274,9 @@ def _loss_line(run: Report) -> str:
         return ""
     finite = [point for point in points if math.isfinite(point.loss or 0.0)]
     bad = len(points) - len(finite)
-    width, height, pad = 260, 56, 6
-    text = f"Probe loss: {_number(points[0].loss or 0.0)} &rarr; {_number(points[-1].loss or 0.0)}"
-    text += f" over {plural(len(points), 'step')}"
+    width, height, left, pad = 300, 64, 44, 8
+    text = (f"<b>Probe loss</b> {_number(points[0].loss or 0.0)} &rarr; "
+            f"{_number(points[-1].loss or 0.0)} over {plural(len(points), 'step')}")
     if bad:
         text += f' <span style="color:{CARD["error"][1]}">({plural(bad, "non-finite loss")})</span>'
     svg = ""
@@ -281,15 +287,26 @@ def _loss_line(run: Report) -> str:
         span = hi - lo or 1.0
         first, last = min(steps), max(steps)
         xspan = (last - first) or 1
+        plot_w, plot_h = width - left - pad, height - 2 * pad
         coords = " ".join(
-            f"{pad + (step - first) / xspan * (width - 2 * pad):.1f},"
-            f"{pad + (hi - loss) / span * (height - 2 * pad):.1f}"
+            f"{left + (step - first) / xspan * plot_w:.1f},{pad + (hi - loss) / span * plot_h:.1f}"
             for step, loss in zip(steps, losses, strict=True))
-        svg = (f'<svg class="gsr-loss" width="{width}" '
-               f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-               f'style="display:block;background:{PANEL};border:1px solid {GRID};border-radius:3px">'
-               f"<title>probe loss by step</title>"
+        dots = "".join(
+            f'<circle cx="{left + (step - first) / xspan * plot_w:.1f}" '
+            f'cy="{pad + (hi - loss) / span * plot_h:.1f}" r="2.5" fill="{BAR_PLAIN}">'
+            f"<title>step {step}: {_number(loss)}</title></circle>"
+            for step, loss in zip(steps, losses, strict=True))
+        svg = (f'<svg class="gsr-loss" width="{width}" height="{height}" '
+               f'viewBox="0 0 {width} {height}" role="img" font-family="{FONT}" font-size="10" '
+               f'style="display:block;max-width:100%;height:auto;background:{PANEL}">'
+               "<title>probe loss by step</title>"
+               f'<line x1="{left}" y1="{pad}" x2="{left + plot_w}" y2="{pad}" stroke="{GRID}"/>'
+               f'<line x1="{left}" y1="{pad + plot_h}" x2="{left + plot_w}" y2="{pad + plot_h}" '
+               f'stroke="{GRID}"/>'
+               f'<text x="{left - 4}" y="{pad + 3}" text-anchor="end" fill="{MUTED}">{_number(hi)}</text>'
+               f'<text x="{left - 4}" y="{pad + plot_h + 3}" text-anchor="end" fill="{MUTED}">'
+               f"{_number(lo)}</text>"
                f'<polyline points="{coords}" fill="none" stroke="{BAR_PLAIN}" stroke-width="2" '
-               'stroke-linejoin="round"/></svg>')
+               f'stroke-linejoin="round"/>{dots}</svg>')
     return (f'<div class="gsr-loss-block" style="margin:10px 0 0 0">'
-            f'<div style="font-weight:600;color:{TEXT}">{text}</div>{svg}</div>')
+            f'<div style="color:{TEXT}">{text}</div>{svg}</div>')
