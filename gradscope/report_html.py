@@ -143,7 +143,13 @@ def _evidence(verdict: Verdict) -> str:
 
 
 def _short(value: object, limit: int = 120) -> str:
-    text = _number(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        text = _number(value)
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_number(item) if isinstance(item, float) else str(item)
+                               for item in value) + "]"
+    else:
+        text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -208,6 +214,15 @@ def _depth_chart(run: Report) -> str:
                    f'stroke="{GRID}" stroke-width="1"/>')
         out.append(f'<text class="gsr-decade" x="{CHART_LEFT - 4}" y="{y + 3:.1f}" '
                    f'text-anchor="end" fill="{MUTED}">{_decade(decade)}</text>')
+    if high - low <= 2:  # a narrow range: 2x and 5x lines too, so the bars can be read
+        for decade in range(low, high):
+            for factor in (2, 5):
+                y = y_of(factor * 10.0 ** decade)
+                out.append(f'<line x1="{CHART_LEFT}" y1="{y:.1f}" x2="{CHART_LEFT + plot_w}" '
+                           f'y2="{y:.1f}" stroke="{GRID}" stroke-width="1" stroke-dasharray="2 3"/>')
+                out.append(f'<text class="gsr-minor" x="{CHART_LEFT - 4}" y="{y + 3:.1f}" '
+                           f'text-anchor="end" fill="{MUTED}" font-size="9">'
+                           f"{_number(factor * 10.0 ** decade)}</text>")
     slot = plot_w / len(norms)
     bar_w = max(1.0, min(36.0, slot * 0.7))
     for position, (track, value) in enumerate(norms):
