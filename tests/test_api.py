@@ -25,8 +25,8 @@ Y = (X[:, 0] + X[:, 1] > 0).astype("float32")
 
 def classifier(output: str) -> keras.Model:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(1, activation=output)])
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
+                              keras.layers.Dense(1, activation=output, name="out")])
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
     return model
 
@@ -48,7 +48,7 @@ def test_a_one_unit_softmax_is_the_headline_and_the_model_is_untouched(tmp_path:
     assert "single-unit-softmax" in repr(report) and "Most likely cause" in repr(report)
     with pytest.raises(gradscope.DiagnosisError) as raised:
         report.raise_for_errors()
-    assert str(raised.value).startswith("single-unit-softmax (dense_1):")
+    assert str(raised.value).startswith("single-unit-softmax (out):")
     assert "\nfix: " in str(raised.value)
     # and the weights, the optimizer's slots and its iteration count are bit-identical
     after = state(model)
@@ -58,7 +58,7 @@ def test_a_one_unit_softmax_is_the_headline_and_the_model_is_untouched(tmp_path:
     assert {row["phase"] for row in report.layers} == {"probe"}
     report.to_csv(str(tmp_path / "layers.csv"))
     lines = (tmp_path / "layers.csv").read_text().splitlines()
-    assert lines[0].startswith("phase,step,layer,") and lines[1].startswith("probe,1,dense,Dense,")
+    assert lines[0].startswith("phase,step,layer,") and lines[1].startswith("probe,1,hidden,Dense,")
     report.to_json(str(tmp_path / "report.json"))
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["verdicts"][0]["check"] == "single-unit-softmax"
