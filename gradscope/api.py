@@ -140,6 +140,7 @@ def diagnose(
     steps: int = 5,
     seed: int | None = None,
     budget: float = DEFAULT_BUDGET,
+    **fit_kwargs: Any,
 ) -> Report:
     """Diagnose `model` as `model.fit(x, y, batch_size=..., ...)` would train it.
 
@@ -151,6 +152,9 @@ def diagnose(
     training's: the checks that judge the budget read them. `steps`: probe
     steps; `seed`: gradscope's own sampling (the same verdicts on every run);
     `budget`: a safety cap, in seconds, on the experiments (0 skips them).
+    Any other argument of `fit` (`validation_split`, `shuffle`, ...) is taken
+    as `fit` takes it, so `diagnose(model, **your_fit_arguments)` judges
+    exactly the training you would start.
     """
     import keras
 
@@ -169,13 +173,26 @@ def diagnose(
                               "validation_data": validation_data, "steps_per_epoch": steps_per_epoch,
                               "verbose": 0}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    import inspect
+
+    # Keras's own fit, not keras.Model.fit: that one may be patched (under
+    # `gradscope run`, or by the user's tools).
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    keras_fit = TensorFlowTrainer.fit
+    accepted = set(inspect.signature(keras_fit).parameters) - {"self"}
+    unknown = sorted(set(fit_kwargs) - accepted)
+    if unknown:
+        raise TypeError(f"gradscope.diagnose() got arguments fit() does not take: {', '.join(unknown)}")
+    kwargs.update(fit_kwargs)
+    kwargs["verbose"] = 0
     options = RunOptions(script="<python>", steps=max(1, int(steps)), probe_only=True, seed=seed,
                          budget=float(budget), watch=False)
     bus = EventBus()
     bus.emit(RunStarted(script="<python>", argv=(), gradscope_version=__version__,
                         started_at=time.time()))
     session = Session(options, bus)
-    call = FitCall(model=model, args=(), kwargs=kwargs, original=keras.Model.fit, method="fit")
+    call = FitCall(model=model, args=(), kwargs=kwargs, original=keras_fit, method="fit")
     try:
         session.on_fit(call)
     except ProbeFinished:
