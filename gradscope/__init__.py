@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["DiagnosisError", "Report", "__version__", "diagnose"]
+__all__ = ["Callback", "DiagnosisError", "Report", "__version__", "diagnose"]
 
 
 def __getattr__(name: str) -> object:
@@ -14,4 +14,8 @@ def __getattr__(name: str) -> object:
         from gradscope import api
 
         return getattr(api, name)
+    if name == "Callback":  # a keras.callbacks.Callback: imports Keras
+        from gradscope.callback import Callback
+
+        return Callback
     raise AttributeError(f"module 'gradscope' has no attribute {name!r}")

@@ -21,6 +21,15 @@ from gradscope.errors import GradscopeError
 # The training entry points taken over; the first call to any of them is the one.
 METHODS = ("fit", "train_on_batch")
 
+# How many intercept_fit blocks are open (gradscope run holds one): a
+# gradscope.Callback in a script run by `gradscope run` leaves the work to it.
+_open = 0
+
+
+def intercepting() -> bool:
+    """True inside `gradscope run` (the script's fits are taken over already)."""
+    return _open > 0
+
 
 @dataclass
 class FitCall:
@@ -100,11 +109,14 @@ def intercept_fit(
 
     # What Model itself held (an own attribute, or nothing: inherited), to put back.
     saved = {name: (name in model_class.__dict__, model_class.__dict__.get(name)) for name in METHODS}
+    global _open
+    _open += 1
     try:
         for name in METHODS:
             setattr(model_class, name, patched(name))
         yield
     finally:
+        _open -= 1
         for name, (had_own, value) in saved.items():
             if had_own:
                 setattr(model_class, name, value)

@@ -43,6 +43,19 @@ class Session:
         from gradscope.intercept import ProbeFinished
 
         self.fit_seen = True
+        args, kwargs = self.diagnose_first(call)
+        if self.options.probe_only:
+            self.bus.emit(PhaseChanged("done"))
+            raise ProbeFinished()
+        self.bus.emit(PhaseChanged("train", total=fit_epochs(call)))
+        args, kwargs = self._watched(call, args, kwargs)
+        return call.run_original(args, kwargs)
+
+    def diagnose_first(self, call: FitCall) -> tuple[tuple, dict]:
+        """The diagnosis of the first fit (what `gradscope run`, `gradscope.diagnose`
+        and `gradscope.Callback` share); returns the arguments the user's fit
+        must be given (a generator's batches replayed). Any failure of ours
+        becomes a `probe-failed` verdict and the fit's own arguments."""
         args, kwargs = call.args, call.kwargs
         try:
             args, kwargs = self._diagnose(call)
@@ -53,19 +66,14 @@ class Session:
         # The clone, our compiled steps and the experiments' copies are garbage
         # now (reference cycles): free them before the user's fit needs memory.
         _give_back_memory()
-        if self.options.probe_only:
-            self.bus.emit(PhaseChanged("done"))
-            raise ProbeFinished()
-        self.bus.emit(PhaseChanged("train", total=_epochs(call)))
-        args, kwargs = self._watched(call, args, kwargs)
-        return call.run_original(args, kwargs)
+        return args, kwargs
 
     def on_later_fit(self, call: FitCall) -> Any:
         """A later fit() (or train_on_batch) of the script: a fit of the watched
         model is watched as a new phase; anything else goes straight to Keras."""
         if self.watch is None or call.model is not self.watch.model or call.method != "fit":
             return call.run_original(call.args, call.kwargs)
-        self.bus.emit(PhaseChanged("train", detail=f"fit {self.watch.fit + 1}", total=_epochs(call)))
+        self.bus.emit(PhaseChanged("train", detail=f"fit {self.watch.fit + 1}", total=fit_epochs(call)))
         args, kwargs = self._watched(call, call.args, call.kwargs)
         return call.run_original(args, kwargs)
 
@@ -74,26 +82,36 @@ class Session:
         every K-th training step, the epochs' logs, the checks on the training.
         train_on_batch loops get the watched steps without epochs."""
         try:
-            from gradscope.engine.watch import Watch, fit_argument, user_patience, with_callback
+            from gradscope.engine.watch import with_callback
 
-            if self.watch is None:
-                self.watch = Watch(call.model, self.bus.emit, self.options.watch_every,
-                                   checks=_training_checks(call, args, kwargs, self.bus.emit),
-                                   diagnosed=self.bus.report.verdicts)
-            if call.method != "fit":
-                if self.options.watch:
-                    self.watch.install()
+            callback = self.start_watch(call, args, kwargs)
+            if callback is None:
                 return args, kwargs
-            callback = self.watch.begin_fit(_epochs(call), steps=self.options.watch)
-            if self.watch.checks is not None:
-                callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
-                self.watch.checks.patience = user_patience(callbacks)
             return with_callback(call.original, call.model, args, kwargs, callback)
         except Exception as exc:  # noqa: BLE001 - without the watch the user's fit still runs
             if strict() and is_our_bug(exc):
                 raise
             lost(self.bus.emit, "the per-layer figures of your own training (phase=train)", exc)
             return args, kwargs
+
+    def start_watch(self, call: FitCall, args: tuple, kwargs: dict) -> Any:
+        """Watch this fit of the model: the callback (engine/watch.WatchCallback) the
+        fit must call, or None for a train_on_batch (steps only, no epochs)."""
+        from gradscope.engine.watch import Watch, fit_argument, user_patience
+
+        if self.watch is None:
+            self.watch = Watch(call.model, self.bus.emit, self.options.watch_every,
+                               checks=_training_checks(call, args, kwargs, self.bus.emit),
+                               diagnosed=self.bus.report.verdicts)
+        if call.method != "fit":
+            if self.options.watch:
+                self.watch.install()
+            return None
+        callback = self.watch.begin_fit(fit_epochs(call), steps=self.options.watch)
+        if self.watch.checks is not None:
+            callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
+            self.watch.checks.patience = user_patience(callbacks)
+        return callback
 
     def verdict_exit_code(self) -> int:
         return self.bus.report.verdict_exit_code()
@@ -162,7 +180,7 @@ def _training_checks(call: FitCall, args: tuple, kwargs: dict, emit: Any) -> Any
 
     callbacks = fit_argument(call.original, call.model, args, kwargs, "callbacks")
     return TrainingChecks(
-        epochs=_epochs(call), batches=None, patience=user_patience(callbacks),
+        epochs=fit_epochs(call), batches=None, patience=user_patience(callbacks),
         outputs=_output_layers(call.model),
         on_error=lambda entry, exc: lost(emit, f"the check {entry.id} on your training", exc),
     )
@@ -177,7 +195,7 @@ def _output_layers(model: Any) -> list[str] | None:
         return None
 
 
-def _epochs(call: FitCall) -> int | None:
+def fit_epochs(call: FitCall) -> int | None:
     """The fit's epochs (the status line's "epoch e/E"); None for train_on_batch."""
     if call.method != "fit":
         return None
