@@ -140,11 +140,22 @@ def diagnose(
     steps: int = 5,
     seed: int | None = None,
     budget: float = DEFAULT_BUDGET,
+    loss: Any = None,
+    optimizer: Any = None,
+    metrics: Any = None,
     **fit_kwargs: Any,
 ) -> Report:
     """Diagnose `model` as `model.fit(x, y, batch_size=..., ...)` would train it.
 
-    `model` must be compiled (its loss and optimizer are the ones judged).
+    A compiled `model` is judged with the loss and optimizer it was compiled
+    with. `loss`, `optimizer` and `metrics` take what `compile` takes (a string,
+    an instance, a loss function): an uncompiled model (trained by your own
+    `tf.GradientTape` loop) is diagnosed as if `model.compile(optimizer, loss,
+    metrics)` had been called, and a compiled one with these instead of its own.
+    Either way the model is left as it was: still uncompiled, or compiled as
+    before. An optimizer that has stepped is judged with its state (iteration
+    count, slots), which is left bit for bit as it was.
+
     `x`, `y` take what `fit` takes: arrays, dicts of arrays, a `tf.data.Dataset`,
     a `keras.utils.PyDataset`. A Python generator is read from (the batches
     gradscope takes are gone from it afterwards: pass arrays or a Dataset to
@@ -158,6 +169,7 @@ def diagnose(
     """
     import keras
 
+    from gradscope.engine.temporary_compile import compiled_for_diagnosis
     from gradscope.events import EventBus
     from gradscope.intercept import FitCall, ProbeFinished
     from gradscope.options import RunOptions
@@ -165,9 +177,6 @@ def diagnose(
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"gradscope.diagnose() takes a keras.Model, not {type(model).__name__}")
-    if getattr(model, "compiled", False) is False or getattr(model, "optimizer", None) is None:
-        raise ValueError("compile the model first (model.compile(optimizer=..., loss=...)): "
-                         "gradscope judges the loss and optimizer your fit() would use")
     kwargs: dict[str, Any] = {"x": x, "y": y, "batch_size": batch_size, "epochs": epochs,
                               "sample_weight": sample_weight, "class_weight": class_weight,
                               "validation_data": validation_data, "steps_per_epoch": steps_per_epoch,
@@ -189,14 +198,17 @@ def diagnose(
     options = RunOptions(script="<python>", steps=max(1, int(steps)), probe_only=True, seed=seed,
                          budget=float(budget), watch=False)
     bus = EventBus()
-    bus.emit(RunStarted(script="<python>", argv=(), gradscope_version=__version__,
-                        started_at=time.time()))
-    session = Session(options, bus)
-    call = FitCall(model=model, args=(), kwargs=kwargs, original=keras_fit, method="fit")
-    try:
-        session.on_fit(call)
-    except ProbeFinished:
-        pass
+    # An uncompiled model (a ValueError without loss= and optimizer=), or other
+    # compile arguments than the model's own: compiled for the diagnosis only.
+    with compiled_for_diagnosis(model, loss=loss, optimizer=optimizer, metrics=metrics):
+        bus.emit(RunStarted(script="<python>", argv=(), gradscope_version=__version__,
+                            started_at=time.time()))
+        session = Session(options, bus)
+        call = FitCall(model=model, args=(), kwargs=kwargs, original=keras_fit, method="fit")
+        try:
+            session.on_fit(call)
+        except ProbeFinished:
+            pass
     bus.emit(RunFinished(status="probe-only", exit_code=bus.report.verdict_exit_code()))
     return Report(bus.history)
 
