@@ -129,3 +129,13 @@ def test_the_fixed_model_is_ok_and_learns(executed: Any) -> None:
     out = _text(cells["train"])
     test_accuracy = float(out.split("test accuracy:")[1])
     assert test_accuracy > 0.9, out
+
+
+def test_the_callback_shows_the_report_and_stops_the_training(executed: Any) -> None:
+    cell = _cells(executed)["callback"]
+    # In a notebook the callback displays the HTML report, not the text summary
+    html = _data(cell, "text/html")
+    assert len(html) == 1 and BUGGY_CHECK in html[0] and "<svg" in html[0]
+    out = _text(cell)
+    assert f"stopped the training before its first step: {BUGGY_CHECK}" in out
+    assert "epochs trained: 0" in out
