@@ -399,8 +399,86 @@ class _ArraySource(_Source):
         return _batch_to_numpy(self._gather(idx))
 
 
+# Dataset ops that draw each new iterator's seeds from a generator kept by the
+# data set itself: reading the data set once moves its later epochs along.
+_SEEDED_EACH_ITERATION = ("_ShuffleDataset", "_GlobalShuffleDataset", "_RandomDataset")
+
+
+def _reseeds_each_iteration(dataset: Any) -> bool:
+    """Whether some stage of `dataset` reshuffles (or re-randomises) on each new
+    iterator: `shuffle()` by default, `Dataset.random(rerandomize_each_iteration=True)`."""
+    stack, seen = [dataset], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        name = type(node).__name__
+        if name in _SEEDED_EACH_ITERATION:
+            flag = getattr(node, "_reshuffle_each_iteration", getattr(node, "_rerandomize", True))
+            if not (flag is False or (_is_tf_tensor(flag) and not bool(np.asarray(flag)))):
+                return True
+        try:
+            stack.extend(node._inputs())
+        except Exception:  # noqa: BLE001 - an opaque stage: its inputs are unknown
+            continue
+    return False
+
+
+def _copy_with_own_seeds(dataset: Any) -> tuple[Any, Any] | None:
+    """The same pipeline with seed generators of its own, and its first iterator
+    (made here, where a copy that can't be read shows); None when it can't be copied.
+
+    A reshuffling `shuffle()` keeps one seed generator for all its iterators:
+    every `iter(dataset)` draws the next epoch's seeds from it. Reading the
+    user's data set would hand the user's own fit the orders of later epochs
+    (a seeded run would train differently under gradscope). The copy is the
+    data set's graph with each stage's seed generator replaced by a fresh one
+    from the same seeds: its first iterator shuffles as the user's first epoch
+    does, and the user's generator is left where it was.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.data.ops import dataset_ops
+    from tensorflow.python.framework import op_def_registry
+
+    try:
+        serialized = tf.raw_ops.DatasetToGraphV2(
+            input_dataset=dataset._variant_tensor,
+            external_state_policy=1,  # IGNORE: the copy shares the pipeline's other state
+            strip_device_assignment=False,
+        )
+        graph = graph_pb2.GraphDef()
+        graph.ParseFromString(serialized.numpy())
+        del serialized
+        replaced = 0
+        for node in list(graph.node):
+            op_def = op_def_registry.get(node.op)
+            names = [arg.name for arg in op_def.input_arg] if op_def is not None else []
+            if "seed_generator" not in names or "seed" not in names:
+                continue
+            index = names.index("seed_generator")
+            fresh = graph.node.add()
+            fresh.name = f"gradscope_own_seed_generator_{replaced}"
+            fresh.op = "DummySeedGenerator"  # the stage makes a new generator from its seeds
+            node.input[index] = fresh.name
+            replaced += 1
+        if not replaced:
+            return None
+        variant = tf.raw_ops.DatasetFromGraph(graph_def=graph.SerializeToString())
+        copy = dataset_ops._VariantDataset(variant, dataset.element_spec)
+        return copy, iter(copy)
+    except Exception:  # noqa: BLE001 - too big to serialise (2 GiB), an unserialisable stage...
+        return None
+
+
 class _DatasetSource(_Source):
-    """A `tf.data.Dataset`: read through an iterator of our own; fit makes its own later."""
+    """A `tf.data.Dataset`: read through an iterator of our own; fit makes its own later.
+
+    A data set that reshuffles on each iteration is read through a copy with
+    seed generators of its own (`_copy_with_own_seeds`), so reading it does not
+    move on the user's epochs.
+    """
 
     def __init__(self, dataset: Any, class_weight: dict[Any, float] | None) -> None:
         super().__init__()
@@ -408,6 +486,11 @@ class _DatasetSource(_Source):
         self._class_weight = class_weight
         self._iterator: Any = None
         self._done = False
+        if _reseeds_each_iteration(dataset):
+            with _preserved_global_rng():
+                copied = _copy_with_own_seeds(dataset)
+            if copied is not None:
+                self._dataset, self._iterator = copied
 
     def probe_batches(self, n: int) -> list[Batch]:
         if len(self._cache) < n and not self._done:
