@@ -44,6 +44,9 @@ CHART_LEFT = 48  # the decade labels
 CHART_TOP = 10
 NAME_ROWS = 30  # at most this many layers get their name under the bar
 EVIDENCE_ITEMS = 8
+# Verdicts that say the predictions stay put: a falling probe loss beside them
+# is no sign of learning (see _loss_line).
+STILL_PREDICTIONS = ("predictions-unchanged", "collapsed-predictions")
 
 
 def report_html(run: Report) -> str:
@@ -294,6 +297,13 @@ def _loss_line(run: Report) -> str:
             f"{_number(points[-1].loss or 0.0)} over {plural(len(points), 'step')}")
     if bad:
         text += f' <span style="color:{CARD["error"][1]}">({plural(bad, "non-finite loss")})</span>'
+    still = [v.check for v in run.ranked_verdicts() if v.check in STILL_PREDICTIONS]
+    if still and finite and finite[-1].loss is not None and finite[0].loss is not None \
+            and finite[-1].loss < finite[0].loss:
+        # Keras's cross-entropy reads the logits behind a softmax/sigmoid output:
+        # its loss can fall while the predictions cannot move. Say so by the line.
+        text += (f'<div style="color:{MUTED}">the loss moves, the predictions do not '
+                 f"({escape(still[0])}): judge this model by its predictions</div>")
     svg = ""
     if len(finite) >= 2:
         losses = [point.loss or 0.0 for point in finite]

@@ -141,3 +141,11 @@ def test_through_the_api_on_a_one_unit_softmax() -> None:
     if os.environ.get("GRADSCOPE_HTML_OUT"):  # a page to look at in a browser
         with open(os.environ["GRADSCOPE_HTML_OUT"], "w", encoding="utf-8") as f:
             f.write(f"<!doctype html><html><body>{html}</body></html>")
+
+
+def test_a_falling_loss_beside_still_predictions_is_called_out() -> None:
+    # A one-unit softmax: Keras's loss (from the logits) falls, the predictions stay
+    still = report_html(synthetic([verdict("predictions-unchanged", "error", "model")]))
+    assert "the loss moves, the predictions do not (predictions-unchanged)" in still
+    # and a falling loss with moving predictions gets no such line
+    assert "the predictions do not" not in report_html(synthetic([verdict("lr-too-low", "warning", "model")]))
