@@ -111,8 +111,9 @@ class Report:
     def _repr_markdown_(self) -> str:
         lines = []
         for v in self.verdicts:
+            # A fix is prose and code mixed: a plain fence (no language, no highlighting).
             lines += [f"**{v.severity.upper()} `{v.check}`** ({v.subject}): {v.message}", "",
-                      "```python", v.fix, "```", ""]
+                      "```", v.fix, "```", ""]
         return "\n".join(lines) if lines else self.run.nothing_found()
 
     def _repr_html_(self) -> str:
