@@ -113,7 +113,7 @@ class Batches(keras.utils.PyDataset):
         return x, self.y[rows], self.weights[rows]
 
 
-def endless(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def endless_batches(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     while True:
         for start in range(0, len(y), BATCH):
             yield x[start : start + BATCH], y[start : start + BATCH]
@@ -142,9 +142,11 @@ FORMS = [
     Form("dataset, unseeded shuffle", "seq", lambda y: {"x": dataset(X, y).shuffle(N).batch(32)}, N),
     Form("dataset of dicts", "two",
          lambda y: {"x": dataset(two_inputs(X), y).shuffle(N, seed=1).batch(32).prefetch(2)}, N),
+    Form("dataset, repeated", "seq",
+         lambda y: {"x": dataset(X, y).shuffle(N, seed=1).batch(32).repeat(), "steps_per_epoch": 10}, N),
     Form("PyDataset", "seq", lambda y: {"x": Batches(X, y)}, N),
     Form("PyDataset of dicts", "two", lambda y: {"x": Batches(two_inputs(X), y)}, N),
-    Form("generator", "seq", lambda y: {"x": endless(X, y), "steps_per_epoch": N // BATCH}, N),
+    Form("generator", "seq", lambda y: {"x": endless_batches(X, y), "steps_per_epoch": N // BATCH}, N),
     Form("arrays, validation_data", "seq",
          lambda y: {"x": X, "y": y, "batch_size": 32, "validation_data": (X_VAL, IDS_VAL)}, N),
     Form("arrays, validation_split", "seq",
@@ -233,6 +235,29 @@ def test_the_weights_of_every_form_reach_the_diagnosis(form: Form, models: dict[
     assert report.headline is not None and report.headline.check == "zero-sample-weights", repr(report)
     assert report.headline.severity == "error" and report.headline.evidence["zero_share"] == 1.0
     assert_untouched(model, before)
+
+
+NOISE = np.random.default_rng(5).integers(0, CLASSES, size=N)  # labels with no signal in X
+
+
+@pytest.mark.parametrize("endless", ["dataset.repeat()", "while True generator"])
+def test_labels_with_no_signal_are_found_when_the_data_repeats_endlessly(endless: str) -> None:
+    # Given labels that nothing in x predicts, in a pipeline that starts over
+    # after its 300 rows (what gradscope reads for its sample goes past one pass)
+    keras.utils.set_random_seed(0)
+    model = compiled(sequential())
+    if endless == "dataset.repeat()":
+        arguments = {"x": dataset(X, NOISE).shuffle(N, seed=1).batch(32).repeat(), "steps_per_epoch": 10}
+    else:
+        arguments = {"x": endless_batches(X, NOISE), "steps_per_epoch": N // BATCH}
+    # When it is diagnosed
+    report = gradscope.diagnose(model, **arguments, epochs=20, seed=0)
+    # Then the held-back rows are rows the model did not train on: it fits
+    # its training half and stays at chance on them
+    found = {v.check: v for v in report.verdicts}
+    assert "labels-unpredictable" in found, repr(report)
+    evidence = found["labels-unpredictable"].evidence
+    assert evidence["heldout_acc"] < evidence["chance"] + 0.05 < evidence["train_acc"]
 
 
 # --------------------------------------------------------------------------- the random streams

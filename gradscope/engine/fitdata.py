@@ -15,6 +15,7 @@ kind can be read again from the start, so its arguments go back untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import math
 import random
@@ -168,6 +169,42 @@ def _shuffled_rows(batch: Batch, rng: np.random.Generator, max_samples: int) -> 
         return np.asarray(leaf)[perm]
 
     return _map(take, batch)
+
+
+# A sample read on past one pass of an endless pipeline (`dataset.repeat()`,
+# a `while True` generator) holds its rows several times over: the experiments'
+# held-back half would then be rows the model trained on, and labels with no
+# signal would look learnable. Rows seen before are dropped, unless hardly any
+# are left (a pipeline yielding a handful of rows is for other checks to see).
+SAMPLE_MIN_DISTINCT = 64
+
+
+def _distinct_rows(batch: Batch) -> Batch:
+    """The batch without its repeated rows (same x, y and weight), first ones kept."""
+    n = _leading_dim(batch[0])
+    if not n:
+        return batch
+
+    def per_row(leaf: Any) -> bool:
+        return leaf is not None and np.ndim(leaf) > 0 and np.shape(leaf)[0] == n
+
+    leaves = [np.asarray(leaf) for leaf in _leaves(batch) if per_row(leaf)]
+    seen: set[bytes] = set()
+    keep: list[int] = []
+    for i in range(n):
+        digest = hashlib.blake2b(digest_size=16)
+        for leaf in leaves:
+            row = leaf[i]
+            digest.update(repr(row.tolist()).encode() if leaf.dtype == object else
+                          np.ascontiguousarray(row).tobytes())
+        key = digest.digest()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    if len(keep) == n or len(keep) < SAMPLE_MIN_DISTINCT:
+        return batch
+    index = np.asarray(keep)
+    return _map(lambda leaf: np.asarray(leaf)[index] if per_row(leaf) else leaf, batch)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -530,7 +567,9 @@ class _DatasetSource(_Source):
                     break
         if not batches:
             return super().sample(max_samples)
-        return _concat_batches(batches, max_samples)
+        joined = _concat_batches(batches, max_samples)
+        # Infinite (repeat()) or unknown: the read may have gone past one pass.
+        return _distinct_rows(joined) if cardinality < 0 else joined
 
 
 class _GeneratorSource(_Source):
@@ -564,6 +603,10 @@ class _GeneratorSource(_Source):
         if self._error is not None and not self._cache:
             raise self._error
         return list(self._cache[:n])
+
+    def sample(self, max_samples: int) -> Batch:
+        # What was read; a `while True` generator may have started over.
+        return _distinct_rows(super().sample(max_samples))
 
     def read_for_sample(self, fit_batches: int | None) -> None:
         # Never past what fit itself reads (epochs x steps_per_epoch): the
