@@ -439,27 +439,49 @@ class _ArraySource(_Source):
 # Dataset ops that draw each new iterator's seeds from a generator kept by the
 # data set itself: reading the data set once moves its later epochs along.
 _SEEDED_EACH_ITERATION = ("_ShuffleDataset", "_GlobalShuffleDataset", "_RandomDataset")
+# Copying a data set copies the tensors it holds (from_tensor_slices): about
+# five times their size for a moment, and a second a few hundred MB. Above
+# this, gradscope reads the user's own data set (its epochs' order moves on).
+DATASET_COPY_MAX_BYTES = 128 * 2**20
 
 
-def _reseeds_each_iteration(dataset: Any) -> bool:
-    """Whether some stage of `dataset` reshuffles (or re-randomises) on each new
-    iterator: `shuffle()` by default, `Dataset.random(rerandomize_each_iteration=True)`."""
+def _stages(dataset: Any) -> Iterator[Any]:
+    """`dataset` and every data set it is built on (as far as Python shows them)."""
     stack, seen = [dataset], set()
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
-        name = type(node).__name__
-        if name in _SEEDED_EACH_ITERATION:
-            flag = getattr(node, "_reshuffle_each_iteration", getattr(node, "_rerandomize", True))
-            if not (flag is False or (_is_tf_tensor(flag) and not bool(np.asarray(flag)))):
-                return True
+        yield node
         try:
             stack.extend(node._inputs())
         except Exception:  # noqa: BLE001 - an opaque stage: its inputs are unknown
             continue
+
+
+def _reseeds_each_iteration(dataset: Any) -> bool:
+    """Whether some stage of `dataset` reshuffles (or re-randomises) on each new
+    iterator: `shuffle()` by default, `Dataset.random(rerandomize_each_iteration=True)`."""
+    for node in _stages(dataset):
+        if type(node).__name__ in _SEEDED_EACH_ITERATION:
+            flag = getattr(node, "_reshuffle_each_iteration", getattr(node, "_rerandomize", True))
+            if not (flag is False or (_is_tf_tensor(flag) and not bool(np.asarray(flag)))):
+                return True
     return False
+
+
+def _held_bytes(dataset: Any) -> int:
+    """The size of the tensors the stages of `dataset` hold (from_tensor_slices, from_tensors)."""
+    total = 0
+    for node in _stages(dataset):
+        tensors = getattr(node, "_tensors", None)
+        for leaf in tensors if isinstance(tensors, (list, tuple)) else ():
+            shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+            count = getattr(shape, "num_elements", lambda: None)() if shape is not None else None
+            size = getattr(dtype, "size", None) if getattr(dtype, "name", "") != "string" else None
+            total += int(count or 0) * int(size or 8)
+    return total
 
 
 def _copy_with_own_seeds(dataset: Any) -> tuple[Any, Any] | None:
@@ -514,7 +536,9 @@ class _DatasetSource(_Source):
 
     A data set that reshuffles on each iteration is read through a copy with
     seed generators of its own (`_copy_with_own_seeds`), so reading it does not
-    move on the user's epochs.
+    move on the user's epochs; unless it holds more than DATASET_COPY_MAX_BYTES
+    of tensors, or can't be copied: then the user's fit gets the shuffle orders
+    of its next passes (the same batches, in another order).
     """
 
     def __init__(self, dataset: Any, class_weight: dict[Any, float] | None) -> None:
@@ -523,7 +547,7 @@ class _DatasetSource(_Source):
         self._class_weight = class_weight
         self._iterator: Any = None
         self._done = False
-        if _reseeds_each_iteration(dataset):
+        if _reseeds_each_iteration(dataset) and _held_bytes(dataset) <= DATASET_COPY_MAX_BYTES:
             with _preserved_global_rng():
                 copied = _copy_with_own_seeds(dataset)
             if copied is not None:
