@@ -162,11 +162,14 @@ FORMS = [
 
 
 # The healthy model's diagnosis runs the experiments (about 2 s each): the forms
-# gradscope reads exactly as another one are left to the verdict test (tensors
-# are read as arrays; validation_data is not read; an unseeded shuffle is read
-# as a seeded one).
-HEALTHY_FORMS = [f for f in FORMS
-                 if f.name not in {"tensors", "arrays, validation_data", "dataset, unseeded shuffle"}]
+# gradscope reads as another one are left to the verdict test (tensors are read
+# as arrays; validation_data is not read; an unseeded shuffle is read as a
+# seeded one; a PyDataset of dicts as a PyDataset, and dicts on the healthy
+# model are tried as arrays and as a Dataset; weights as class_weight and in a
+# Dataset, and every form's weights in the zero-weights test below).
+HEALTHY_FORMS = [f for f in FORMS if f.name not in {
+    "tensors", "arrays, validation_data", "dataset, unseeded shuffle", "PyDataset of dicts",
+    "arrays, sample_weight", "PyDataset, sample weights"}]
 
 
 # --------------------------------------------------------------------------- the same verdict on every form
