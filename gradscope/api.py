@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from gradscope import __version__
-from gradscope.events import Event, LayerRow, LayerStats, RunFinished, RunStarted
+from gradscope.events import Event, LayerRow, LayerStats, PhaseChanged, RunFinished, RunStarted
 from gradscope.report import Report as RunReport
 from gradscope.verdict_text import format_verdict, verdicts_block
 from gradscope.verdicts import Verdict
@@ -40,9 +41,13 @@ class Report:
     """What gradscope found about one model: verdicts, most likely cause first,
     and the per-layer figures of every step it measured."""
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(self, events: list[Event], fit_arguments: dict[str, Any] | None = None) -> None:
         self.events = list(events)
         self.run = RunReport.from_events(self.events)
+        # The arguments diagnose judged, for `model.fit(**report.fit_arguments)`:
+        # what you passed, except a generator, which is replayed (what was read
+        # from it, then the rest).
+        self.fit_arguments: dict[str, Any] = dict(fit_arguments or {})
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -172,7 +177,7 @@ def diagnose(
 
     from gradscope.engine.temporary_compile import compiled_for_diagnosis
     from gradscope.events import EventBus
-    from gradscope.intercept import FitCall, ProbeFinished
+    from gradscope.intercept import FitCall
     from gradscope.options import RunOptions
     from gradscope.session import Session
 
@@ -206,12 +211,19 @@ def diagnose(
                             started_at=time.time()))
         session = Session(options, bus)
         call = FitCall(model=model, args=(), kwargs=kwargs, original=keras_fit, method="fit")
-        try:
-            session.on_fit(call)
-        except ProbeFinished:
-            pass
+        # The diagnosis `gradscope run` and the Callback run (Session.diagnose_first).
+        _, fit_arguments = session.diagnose_first(call)
+        bus.emit(PhaseChanged("done"))
     bus.emit(RunFinished(status="probe-only", exit_code=bus.report.verdict_exit_code()))
-    return Report(bus.history)
+    taken = session.data.taken() if session.data is not None else 0
+    if taken:
+        warnings.warn(
+            f"gradscope.diagnose read {taken} batch{'es' if taken != 1 else ''} from your generator: "
+            "they are gone from it. Train with model.fit(**report.fit_arguments) (your generator, "
+            "with them put back in front), or pass a tf.data.Dataset or a PyDataset",
+            UserWarning, stacklevel=2)
+    fit_arguments.pop("verbose", None)
+    return Report(bus.history, fit_arguments=fit_arguments)
 
 
 def _row(row: LayerRow) -> dict[str, Any]:

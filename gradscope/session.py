@@ -36,6 +36,7 @@ class Session:
         self._finished = False
         self.diagnosis = Diagnosis(options, bus)
         self.watch: Any = None  # engine/watch.Watch, from the first fit on
+        self.data: Any = None  # engine/fitdata.FitData of the first fit, once read
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: FitCall) -> Any:
@@ -133,7 +134,7 @@ class Session:
 
         seed = self.options.seed if self.options.seed is not None else 0
         self.bus.emit(PhaseChanged("static"))
-        data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
+        data = self.data = capture_fit_data(call.original, call.args, call.kwargs, seed=seed)
         budget = budget_steps(call, data)
         # Take the probe batches first: a generator's fit_args replays what was taken.
         batches = data.probe_batches(max(1, self.options.steps))

@@ -306,6 +306,10 @@ class _Source:
     def read_for_sample(self, fit_batches: int | None) -> None:
         """Read, before fit's arguments are made, what `sample()` will need."""
 
+    def taken(self) -> int:
+        """How many batches were read from data that is gone once read (a generator)."""
+        return 0
+
     def sample(self, max_samples: int) -> Batch:
         batches = self._cache or self.probe_batches(SAMPLE_PROBE_BATCHES)
         if not batches:
@@ -628,6 +632,9 @@ class _GeneratorSource(_Source):
             raise self._error
         return list(self._cache[:n])
 
+    def taken(self) -> int:
+        return len(self._raw)
+
     def sample(self, max_samples: int) -> Batch:
         # What was read; a `while True` generator may have started over.
         return _distinct_rows(super().sample(max_samples))
@@ -808,6 +815,11 @@ class FitData:
         """(args, kwargs) for the user's original fit; it will see every batch it would have seen."""
         assert self._source is not None
         return self._source.fit_args(self._args, self._kwargs)
+
+    def taken(self) -> int:
+        """How many batches were read from a generator (gone from it unless fit_args replays them)."""
+        assert self._source is not None
+        return self._source.taken()
 
     def sample(self, max_samples: int = 2048) -> Batch:
         """A NumPy (x, y, sw) sample of training data for static checks; structures kept."""
