@@ -1,7 +1,8 @@
 """One engine behind both front ends: a demo script's first fit() diagnosed by
 `gradscope run --probe-only --seed 0` and by `gradscope.diagnose(model,
 **the same fit arguments, seed=0)` gives the same verdicts (check, severity,
-subject), in the same order.
+subject), in the same order; so does `gradscope.Callback` at the start of
+the fit, on three of them (CALLBACK_DEMOS).
 
 The default run takes a handful of demos chosen to cover the kinds of data
 (arrays, validation_split, tf.data, a generator, a PyDataset) and of model
@@ -81,6 +82,42 @@ VIA_API = textwrap.dedent("""
     print("NO-FIT", flush=True)
 """)
 
+# The same, with a gradscope.Callback added to the script's first fit(): it
+# prints the verdicts of its diagnosis at the start of training, then ends.
+VIA_CALLBACK = textwrap.dedent("""
+    import json, os, runpy, sys
+    import keras
+    from gradscope.callback import Callback
+
+    script = sys.argv[1]
+    original_fit = keras.Model.fit
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        callback = Callback(show=False, seed=0, watch=False)
+        diagnose = callback._diagnose
+
+        def diagnosed(call):
+            diagnose(call)
+            verdicts = [[v.check, v.severity, v.subject, v.message] for v in callback.report.verdicts]
+            print("VERDICTS " + json.dumps(verdicts), flush=True)
+            os._exit(0)
+
+        callback._diagnose = diagnosed
+        return original_fit(self, *args, callbacks=[*(callbacks or []), callback], **kwargs)
+
+    keras.Model.fit = fit
+    sys.path[0] = os.path.dirname(os.path.realpath(script))
+    keras.utils.set_random_seed(0)
+    sys.argv = [script]
+    runpy.run_path(script, run_name="__main__")
+    print("NO-FIT", flush=True)
+""")
+
+# Demos also diagnosed through gradscope.Callback (a third process beside the
+# two): arrays with validation data and the lr sweep, a generator (the callback
+# reads only the batches Keras set aside), a subclassed model with validation_split.
+CALLBACK_DEMOS = ["lr-too-high", "repeated-batch", "zero-gradient--disconnected"]
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 TIMEOUT = 600
 
@@ -93,8 +130,9 @@ class Verdicts:
     messages: list[str]
 
 
-def _both_ways(demo: str, tmp_path: Path) -> tuple[Verdicts, Verdicts]:
-    """The demo diagnosed through the API and through the CLI, side by side."""
+def _both_ways(demo: str, tmp_path: Path) -> tuple[Verdicts, Verdicts, Verdicts | None]:
+    """The demo diagnosed through the API and through the CLI (and the Callback,
+    for CALLBACK_DEMOS), side by side."""
     script = DEMO_DIR / f"{demo}.py"
     runner = tmp_path / "via_api.py"
     runner.write_text(VIA_API)
@@ -104,6 +142,9 @@ def _both_ways(demo: str, tmp_path: Path) -> tuple[Verdicts, Verdicts]:
         "cli": [sys.executable, "-m", "gradscope", "run", "--headless", "--probe-only", "--seed", "0",
                 "--csv", os.devnull, "--verdicts", str(verdicts_csv), str(script)],
     }
+    if demo in CALLBACK_DEMOS:
+        (tmp_path / "via_callback.py").write_text(VIA_CALLBACK)
+        commands["callback"] = [sys.executable, str(tmp_path / "via_callback.py"), str(script)]
     processes = {}
     outputs = {}
     for way, command in commands.items():
@@ -128,22 +169,32 @@ def _both_ways(demo: str, tmp_path: Path) -> tuple[Verdicts, Verdicts]:
 
     api_out, api_err = text["api"]
     assert "FIRST-CALL train_on_batch" not in api_out, "the first training call is not a fit()"
-    line = next((x for x in api_out.splitlines() if x.startswith("VERDICTS ")), None)
-    assert line is not None, f"exit {codes['api']}\n{api_out[-2000:]}\n{api_err[-3000:]}"
-    api = json.loads(line[len("VERDICTS "):])
+    api = _printed(text["api"], codes["api"])
     assert codes["cli"] in (0, 1), f"exit {codes['cli']}\n{text['cli'][1][-3000:]}"
     with open(verdicts_csv, newline="") as f:
         cli = [[r["check"], r["severity"], r["subject"], r["message"]] for r in csv.DictReader(f)]
+    callback = _printed(text["callback"], codes["callback"]) if "callback" in text else None
     return (Verdicts([tuple(v[:3]) for v in api], [v[3] for v in api]),
-            Verdicts([tuple(v[:3]) for v in cli], [v[3] for v in cli]))
+            Verdicts([tuple(v[:3]) for v in cli], [v[3] for v in cli]),
+            None if callback is None else Verdicts([tuple(v[:3]) for v in callback], [v[3] for v in callback]))
+
+
+def _printed(output: tuple[str, str], code: int) -> list[list[str]]:
+    """The VERDICTS line a runner printed."""
+    out, err = output
+    line = next((x for x in out.splitlines() if x.startswith("VERDICTS ")), None)
+    assert line is not None, f"exit {code}\n{out[-2000:]}\n{err[-3000:]}"
+    return json.loads(line[len("VERDICTS "):])
 
 
 def _same_verdicts(demo: str, tmp_path: Path) -> None:
-    api, cli = _both_ways(demo, tmp_path)
-    shown = "\n".join(
-        [f"API: {v} {m}" for v, m in zip(api.ranked, api.messages, strict=True)]
-        + [f"CLI: {v} {m}" for v, m in zip(cli.ranked, cli.messages, strict=True)])
+    api, cli, callback = _both_ways(demo, tmp_path)
+    ways = [("API", api), ("CLI", cli)] + ([("Callback", callback)] if callback is not None else [])
+    shown = "\n".join(f"{name}: {v} {m}" for name, way in ways
+                      for v, m in zip(way.ranked, way.messages, strict=True))
     assert api.ranked == cli.ranked, shown
+    if callback is not None:
+        assert callback.ranked == cli.ranked, shown
 
 
 def test_the_demo_lists_name_demos() -> None:
