@@ -173,6 +173,9 @@ def diagnose(
     as `fit` takes it, so `diagnose(model, **your_fit_arguments)` judges
     exactly the training you would start.
     """
+    from gradscope.backend_check import require_tensorflow_backend
+
+    require_tensorflow_backend()  # another Keras backend: one RuntimeError (BackendError)
     import keras
 
     from gradscope.engine.temporary_compile import compiled_for_diagnosis

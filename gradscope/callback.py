@@ -21,13 +21,16 @@ import time
 from types import FrameType
 from typing import Any
 
-import keras
-
 from gradscope import __version__
 from gradscope.api import DEFAULT_BUDGET, Report
+from gradscope.backend_check import require_tensorflow_backend
 from gradscope.events import EventBus, PhaseChanged, RunStarted
 from gradscope.internal import is_our_bug, lost, strict
 from gradscope.verdict_text import format_verdict
+
+require_tensorflow_backend()  # another Keras backend: one RuntimeError, not Keras's import error
+
+import keras  # noqa: E402
 
 ON_ERROR = ("continue", "stop", "raise")
 

@@ -19,6 +19,14 @@ class GradscopeError(Exception):
         self.exit_code = exit_code
 
 
+class BackendError(GradscopeError, RuntimeError):
+    """Keras is on another backend than TensorFlow (gradscope/backend_check.py):
+    one line and exit 2 from `gradscope run`, a RuntimeError from the Python API."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
 class Signalled(KeyboardInterrupt):
     """SIGTERM / SIGHUP (an SSH link dropping) unwinds like Ctrl-C, so the
     script's `finally` blocks run and every output is flushed; exit 128+n."""

@@ -10,13 +10,14 @@ only when `intercept_fit` is entered, i.e. when a script is actually run.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from gradscope.errors import GradscopeError
+from gradscope.errors import BackendError, GradscopeError
 
 # The training entry points taken over; the first call to any of them is the one.
 METHODS = ("fit", "train_on_batch")
@@ -67,10 +68,32 @@ def intercept_fit(
     or to `on_later_fit` when given (once the first call has been handled: the
     watch takes a second fit of the same model).
     """
+    from gradscope import backend_check
+
     try:
         import keras
     except ImportError as error:
+        backend = backend_check.configured_backend()
+        if not backend.ok:  # `No module named 'jax'` says less than this
+            raise BackendError(backend_check.message(backend)) from None
         raise GradscopeError(f"cannot import Keras: {error}", exit_code=2) from error
+    loaded = backend_check.loaded_backend()
+    if loaded is not None and not loaded.ok:
+        raise BackendError(backend_check.message(loaded))
+    # What KERAS_BACKEND was when Keras was loaded: a script that sets another
+    # backend later (before its own `import keras`, which is then a no-op, or
+    # with keras.config.set_backend) is stopped at its first fit, or at its end.
+    variable_before = os.environ.get(backend_check.VARIABLE)
+    wrong_backend: BackendError | None = None
+
+    def check_backend() -> None:
+        nonlocal wrong_backend
+        if wrong_backend is None:
+            line = backend_check.changed_by_script(variable_before)
+            if line is not None:
+                wrong_backend = BackendError(line)
+        if wrong_backend is not None:
+            raise wrong_backend
 
     # Keras 3's Model inherits both from the backend trainer, so patching Model
     # covers tf.keras, keras, Sequential, functional and subclassed models alike.
@@ -92,6 +115,8 @@ def intercept_fit(
         @functools.wraps(original)
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             nonlocal handled
+            if not claimed or wrong_backend is not None:
+                check_backend()
             if not first_call():
                 if on_later_fit is None or not handled:
                     return original(self, *args, **kwargs)
@@ -115,6 +140,8 @@ def intercept_fit(
         for name in METHODS:
             setattr(model_class, name, patched(name))
         yield
+        if not claimed or wrong_backend is not None:  # a fit would have said it already
+            check_backend()
     finally:
         _open -= 1
         for name, (had_own, value) in saved.items():

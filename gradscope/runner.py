@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib.machinery import SourceFileLoader
 from typing import Any, Literal
 
+from gradscope import backend_check
 from gradscope.errors import UsageError
 from gradscope.intercept import ProbeFinished
 
@@ -101,6 +102,8 @@ def prepare(path: str) -> Script:
         raise UsageError(f"{prefix}: syntax error at {where}: {error.msg}") from None
     except ValueError as error:  # e.g. null bytes in the source (Python < 3.12)
         raise UsageError(f"{prefix}: {error}") from None
+    # Another Keras backend than TensorFlow: one line, before TensorFlow is imported.
+    backend_check.check_run(source, path)
     return Script(path=path, abspath=abspath, code=code)
 
 
