@@ -1,7 +1,7 @@
 """gradscope needs Keras's TensorFlow backend: every other backend is one clear line.
 
 A Keras 3 backend is chosen, in Keras's own order of precedence
-(keras/src/backend/config.py, read when Keras is first imported):
+(the keras.src.backend.config module, read when Keras is first imported):
 
 1. `KERAS_BACKEND` in the environment (when not empty);
 2. `"backend"` in `keras.json`, in `$KERAS_HOME` or else `~/.keras` (`/tmp/.keras`
@@ -58,7 +58,7 @@ def message(backend: Backend) -> str:
 
 
 def keras_config_path(environ: Mapping[str, str] | None = None) -> str:
-    """Where Keras reads keras.json, found as keras/src/backend/config.py finds it."""
+    """Where Keras reads keras.json, found as the keras.src.backend.config module finds it."""
     environ = os.environ if environ is None else environ
     if "KERAS_HOME" in environ:
         folder = environ["KERAS_HOME"]
