@@ -1,10 +1,13 @@
 """Gradient checks, from the probe steps: a loss or gradient gone NaN/Inf,
-variables without gradient, gradients vanishing towards the first layer, and
-gradients huge or growing. Registered in the order they are reported."""
+variables without gradient, gradients vanishing towards the first layer,
+gradients huge or growing, and, under mixed precision, steps a loss-scale
+optimizer skipped (float16 overflow) and gradients flushed to zero in float16
+(underflow). Registered in the order they are reported."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +42,47 @@ EXPLODE_GROWTH = 1e2  # growth over the probe steps, monotonic: 100x in a handfu
 # says it was huge from the start: initialisation or data scale, not the rate.
 EXPLODE_FROM_START = 1e4
 
+# Mixed precision (docs/checks.md#loss-scale-overflow, #gradient-underflow).
+# A LossScaleOptimizer starts at a scale of 2**15 and halves it at each step
+# whose scaled float16 gradients overflow (the step is skipped): a few skips at
+# the start are how it finds its scale. Most probe steps skipped, the last one
+# included, mean the scale has not settled yet: the training stands still meanwhile.
+OVERFLOW_MOST = 0.5
+# A float16 layer whose gradient entries are, in this share (median over the
+# probe steps), exactly 0 or float16 subnormals (below 2**-14 = 6.1e-5, where
+# float16 keeps fewer digits, and flushed to 0 below 6e-8), with at least
+# UNDERFLOW_TINY of subnormals: the gradients straddle float16's smallest
+# numbers. (Dead ReLU units give exact zeros but no subnormals: a healthy
+# loss-scaled model has ~0.1 % subnormals, one without scaling 70-90 %;
+# tests/test_mixed_precision.py.)
+UNDERFLOW_LOST = 0.5
+UNDERFLOW_TINY = 0.05
+UNDERFLOW_ERROR = 0.9  # nearly all of it lost: the layer hardly learns
+
+
+@dataclass(frozen=True)
+class MixedPrecisionProbe(ProbeFacts):
+    """The probe of a mixed precision model (a layer computing in float16, or a
+    LossScaleOptimizer): ProbeFacts and what float16 did to the gradients."""
+
+    skipped: np.ndarray | None = None  # [steps] the LossScaleOptimizer skipped the update
+    loss_scales: np.ndarray | None = None  # [steps] the scale the gradients carried (NaN: none)
+    # [steps, layers] share of the gradient's entries exactly 0 / float16
+    # subnormals, as computed (loss-scaled); NaN for layers not in float16.
+    grad_zero_frac: np.ndarray | None = None
+    grad_tiny_frac: np.ndarray | None = None
+
+
+def skipped_steps(p: ProbeFacts) -> np.ndarray:
+    """[steps] True where a LossScaleOptimizer skipped the step (its scaled
+    gradients overflowed float16): no update, no gradient figure to judge."""
+    steps = p.losses.size
+    skipped = p.skipped if isinstance(p, MixedPrecisionProbe) else None
+    if skipped is None or skipped.size != steps:
+        return np.zeros(steps, dtype=bool)
+    return skipped.astype(bool)
+
+
 _NONFINITE_FIX = (
     "Look for NaN/Inf or huge values in the inputs and labels, lower the learning rate, "
     "and avoid log(0) in a hand-written loss (clip: ops.clip(p, 1e-7, 1 - 1e-7), or use "
@@ -59,7 +103,10 @@ _VANISH_FIX = (
 def nonfinite_loss(facts: Facts) -> list[Finding]:
     p, e = probe_of(facts), facts.experiments
     bad_steps = [i for i, v in enumerate(p.losses) if not math.isfinite(float(v))]
-    bad_steps += [int(i) for i in np.where(np.any(bad_gradients(p), axis=1))[0]]
+    # (a step the loss-scale optimizer skipped overflowed float16, not float32:
+    # loss-scale-overflow's, not a NaN gradient)
+    skipped = skipped_steps(p)
+    bad_steps += [int(i) for i in np.where(np.any(bad_gradients(p), axis=1))[0] if not skipped[i]]
     if not bad_steps:
         later = nonfinite_in_experiments(e) if e is not None else None
         if later is None:
@@ -110,11 +157,13 @@ def exploding_gradient(facts: Facts) -> list[Finding]:
     p = probe_of(facts)
     if p.grad_norm.size == 0:
         return []
+    skipped = skipped_steps(p)
     finite_steps = [i for i in range(p.grad_norm.shape[0]) if not np.any(np.isinf(p.grad_norm[i]))
-                    and math.isfinite(float(p.losses[i]))]
+                    and math.isfinite(float(p.losses[i])) and not skipped[i]]
     if not finite_steps:
         return []
-    grid = p.grad_norm[: finite_steps[-1] + 1]
+    # (steps a loss-scale optimizer skipped have no gradient figure: left out)
+    grid = p.grad_norm[[i for i in range(finite_steps[-1] + 1) if not skipped[i]]]
     totals = np.sqrt(np.nansum(np.where(np.isfinite(grid), grid, 0.0) ** 2, axis=1))
     if totals.size == 0:
         return []
@@ -160,9 +209,10 @@ def exploding_gradient(facts: Facts) -> list[Finding]:
 def _huge_from_start(p: ProbeFacts) -> bool:
     """The first probe step's gradient (taken before any update) is already huge:
     the learning rate has not acted yet, so it is not the cause."""
-    if p.grad_norm.size == 0 or not math.isfinite(float(p.losses[0])):
+    measured = np.where(~skipped_steps(p))[0]  # a skipped step updated nothing either
+    if p.grad_norm.size == 0 or measured.size == 0 or not math.isfinite(float(p.losses[measured[0]])):
         return False
-    first = p.grad_norm[0]
+    first = p.grad_norm[measured[0]]
     if np.any(np.isinf(first)):
         return False
     total = float(np.sqrt(np.nansum(np.where(np.isfinite(first), first, 0.0) ** 2)))
@@ -292,5 +342,115 @@ def vanishing_gradient(facts: Facts) -> list[Finding]:
             last_layer=p.layers[last],
             # The table shows one step's figures: this says why they differ.
             figures=over_probe_steps(p.losses.size),
+        )
+    ]
+
+
+@check("loss-scale-overflow", "warning", "cause",
+       "the loss-scale optimizer skips steps: float16 gradients overflow",
+       phase="dynamic", needs=("probe",))
+def loss_scale_overflow(facts: Facts) -> list[Finding]:
+    p = probe_of(facts)
+    skipped = skipped_steps(p) & np.isfinite(p.losses)  # (a NaN loss is nonfinite-loss's)
+    if not np.any(skipped):
+        return []
+    steps, count = int(skipped.size), int(skipped.sum())
+    scales = p.loss_scales if isinstance(p, MixedPrecisionProbe) and p.loss_scales is not None else None
+    shown = [float(s) for s in scales] if scales is not None else []
+    trend = " -> ".join(f"{s:g}" for s in shown if math.isfinite(s))
+    at = ", ".join(str(int(i) + 1) for i in np.where(skipped)[0])
+    most = count >= OVERFLOW_MOST * steps and bool(skipped[-1])
+    if most:
+        return [
+            finding(
+                "optimizer",
+                f"the LossScaleOptimizer skipped {count} of the {steps} probe steps (steps {at}): "
+                "their loss-scaled float16 gradients overflowed to Inf/NaN, so it updated nothing "
+                f"and halved the loss scale each time ({trend}), and it still overflows. The "
+                "real (float32) gradients are finite: this is no exploding gradient, but until "
+                "the scale settles the training stands still.",
+                "It settles by itself once the scaled gradients fit float16 (65504); if it keeps "
+                "skipping, the unscaled gradients are themselves near float16's range: scale the "
+                "inputs and targets to unit range, start from a lower scale "
+                "(keras.optimizers.LossScaleOptimizer(opt, initial_scale=2**8)), or use "
+                "keras.mixed_precision.set_global_policy('mixed_bfloat16') (float32's range), "
+                "or keep the offending layer in float32 (dtype='float32')",
+                severity="warning",
+                skipped=count,
+                steps=steps,
+                skipped_steps=[int(i) + 1 for i in np.where(skipped)[0]],
+                loss_scales=shown,
+            )
+        ]
+    return [
+        finding(
+            "optimizer",
+            f"the LossScaleOptimizer skipped {count} of the {steps} probe steps (steps {at}) while "
+            f"its dynamic loss scale settled ({trend}): their scaled float16 gradients overflowed, "
+            "so it halved the scale and updated nothing. That is normal at the start of mixed "
+            "precision training; those steps are left out of the gradient checks (their real, "
+            "float32 gradients are finite: no exploding gradient).",
+            "Nothing to do; to skip fewer steps at the start, begin from a lower scale: "
+            "keras.optimizers.LossScaleOptimizer(opt, initial_scale=2**10)",
+            severity="info",
+            skipped=count,
+            steps=steps,
+            skipped_steps=[int(i) + 1 for i in np.where(skipped)[0]],
+            loss_scales=shown,
+        )
+    ]
+
+
+@check("gradient-underflow", "warning", "cause",
+       "float16 gradients underflow: a large share is flushed to zero",
+       phase="dynamic", needs=("probe",))
+def gradient_underflow(facts: Facts) -> list[Finding]:
+    p = probe_of(facts)
+    if not isinstance(p, MixedPrecisionProbe) or p.grad_zero_frac is None or p.grad_tiny_frac is None:
+        return []
+    if p.grad_zero_frac.shape != p.grad_norm.shape or not np.all(np.isfinite(p.losses)):
+        return []
+    measured = ~skipped_steps(p)
+    if not np.any(measured):
+        return []
+    zeros = median_over_steps(p.grad_zero_frac[measured])
+    tiny = median_over_steps(p.grad_tiny_frac[measured])
+    lost = zeros + tiny
+    hit = [i for i in range(len(p.layers))
+           if math.isfinite(float(lost[i])) and lost[i] >= UNDERFLOW_LOST and tiny[i] >= UNDERFLOW_TINY]
+    if not hit:
+        return []
+    scales = p.loss_scales[measured] if p.loss_scales is not None else np.zeros(0)
+    scale = float(scales[-1]) if scales.size and math.isfinite(float(scales[-1])) else None
+    worst = max(hit, key=lambda i: float(lost[i]))
+    listed = ", ".join(
+        f"'{p.layers[i]}' {zeros[i]:.0%} zero + {tiny[i]:.0%} subnormal" for i in hit[:6]
+    )
+    scaled = (f"even with the loss scaled by {scale:g}" if scale is not None
+              else "with no loss scaling")
+    fix = (
+        "Keep loss scaling on: compile(..., auto_scale_loss=True) (the default under "
+        "mixed_float16) or wrap the optimizer: keras.optimizers.LossScaleOptimizer(opt)"
+        if scale is None else
+        "Let the loss scale grow: keras.optimizers.LossScaleOptimizer(opt, initial_scale=2**20) "
+        "or multiply a tiny hand-written loss back to unit size"
+    ) + (
+        "; or use keras.mixed_precision.set_global_policy('mixed_bfloat16') (float32's range), "
+        f"or run the layer in float32: e.g. Dense(..., dtype='float32') for '{p.layers[worst]}'"
+    )
+    return [
+        finding(
+            p.layers[worst],
+            f"the gradients of {len(hit)} float16 layer{'s' if len(hit) > 1 else ''} ({listed}; "
+            f"median over the probe steps) underflow float16 {scaled}: below 6.1e-5 float16 "
+            "keeps fewer and fewer digits, and below 6e-8 it flushes them to exactly zero, so "
+            "those weights learn from a coarse or zero gradient. In float32 they are small but "
+            "exact: this is float16's range, not a vanishing gradient of the network.",
+            fix,
+            severity="error" if float(lost[worst]) >= UNDERFLOW_ERROR else "warning",
+            layers=[p.layers[i] for i in hit[:20]],
+            zero_frac={p.layers[i]: round(float(zeros[i]), 4) for i in hit[:20]},
+            subnormal_frac={p.layers[i]: round(float(tiny[i]), 4) for i in hit[:20]},
+            loss_scale=scale,
         )
     ]

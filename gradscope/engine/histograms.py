@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from gradscope.engine.compiling import step_function
 from gradscope.engine.layers import LayerMeta, own_variables
-from gradscope.engine.probe import summed_rows
+from gradscope.engine.probe import loss_scale, summed_rows
 from gradscope.engine.taps import MOMENT_SAMPLES, ActivationTaps
 from gradscope.engine.training import forward_losses
 from gradscope.events import Histogram, LayerHistogram, LayerHistograms
@@ -54,7 +54,6 @@ class HistogramProbe:
             self.var_groups.append([] if biggest is None else [index[id(biggest)]])
         self.taps = ActivationTaps(layers, [m.activation for m in metas])
         self.slots: list[tuple[int, str]] = []  # (layer, kind) of each packed row
-        self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
         self._fn = step_function(self._histograms, eager)
 
     def _histograms(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
@@ -65,9 +64,10 @@ class HistogramProbe:
                 )
         outputs = dict(self.taps.outputs)
         grads = tape.gradient(scaled, self.tvars) if self.tvars else []
-        unscale = (
-            1.0 / tf.cast(self._scale, tf.float32) if self._scale is not None else None
-        )
+        # The scale the loss carried (a LossScaleOptimizer's): the gradients
+        # are shown unscaled, in float32.
+        scale = loss_scale(self.optimizer)
+        unscale = 1.0 / tf.cast(scale, tf.float32) if scale is not None else None
         # Every tensor becomes one fixed-length row, so all histograms come out of
         # a handful of vectorised ops: per-tensor ops would make tracing a
         # 1000-layer model take as long as tracing its probe step.

@@ -33,6 +33,17 @@ class StepResult:
     weight_sq: np.ndarray
     update_sq: np.ndarray
     act: np.ndarray  # [n_layers, 4]: mean, mean_sq, saturated, alive (NaN = n/a)
+    # Mixed precision (empty / None otherwise), per trainable variable: entries
+    # of its gradient exactly zero, entries in float16's subnormal range (both
+    # as computed, i.e. loss-scaled), its entries counted; and the step itself:
+    # skipped by a LossScaleOptimizer (non-finite scaled gradients) and the
+    # loss scale the gradients carried.
+    grad_zeros: np.ndarray | None = None
+    grad_tiny: np.ndarray | None = None
+    grad_nonfinite: np.ndarray | None = None
+    grad_size: np.ndarray | None = None
+    skipped: bool = False
+    loss_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,10 @@ class LayerFigures:
     act_std: float | None
     act_saturated_frac: float | None
     act_dead_frac: float | None
+    # Mixed precision: the share of the layer's gradient entries exactly zero /
+    # in float16's subnormal range (layers computing in float16 only).
+    grad_zero_frac: float | None = None
+    grad_tiny_frac: float | None = None
 
 
 def summed_rows(g: tf.IndexedSlices) -> tf.Tensor:
@@ -57,6 +72,40 @@ def summed_rows(g: tf.IndexedSlices) -> tf.Tensor:
 # optimizers' assign_add / assign_sub), and ops that only read one.
 _ADDS = {"AssignAddVariableOp", "AssignSubVariableOp"}
 _READS = {"ReadVariableOp", "VarIsInitializedOp", "VariableShape", "ResourceGather", "ResourceGatherNd"}
+
+# float16's smallest normal number: a (loss-scaled) gradient entry below it in
+# magnitude has lost precision, one below half its smallest subnormal (2**-25)
+# is flushed to exactly 0.
+FLOAT16_MIN_NORMAL = 2.0**-14
+# Rows of measured_apply's result: the three squared norms, then (precision=True)
+# zeros, subnormals, non-finite entries and entries per variable (rows 3-6), and
+# the scale (row 7).
+ROWS_PLAIN = 3
+ROWS_PRECISION = 8
+
+
+def loss_scale(optimizer: Any) -> Any:
+    """The scale a LossScaleOptimizer multiplies the loss by now (as its
+    `scale_loss` reads it: the initial scale until it is built), or None."""
+    if optimizer is None or not hasattr(optimizer, "scale_loss") or not hasattr(optimizer, "initial_scale"):
+        return None
+    scale = getattr(optimizer, "dynamic_scale", None) if getattr(optimizer, "built", False) else None
+    if scale is None:
+        scale = getattr(optimizer, "initial_scale", None)
+    if scale is None:
+        return None
+    return tf.convert_to_tensor(getattr(scale, "value", scale))
+
+
+def half_precision(layer: Any) -> bool:
+    """The layer computes in float16 (mixed_float16): its gradients can overflow
+    or underflow float16's range (bfloat16 has float32's range: they cannot)."""
+    return compute_dtype(layer) == "float16"
+
+
+def compute_dtype(layer: Any) -> str | None:
+    dtype = getattr(layer, "compute_dtype", None)
+    return str(dtype) if dtype is not None else None
 
 
 def _applied_updates(first_op: int, variables: list[Any]) -> dict[int, tf.Tensor]:
@@ -92,12 +141,16 @@ def measured_apply(
     grads: list[Any],
     variables: list[Any],
     scale: Any = None,
+    precision: bool = False,
 ) -> tf.Tensor:
     """Apply `grads` to `variables` with `apply_gradients` (an optimizer's, given
     (gradient, variable) pairs), exactly as it would alone, and measure the step:
     returns [3, n] squared norms per variable: gradient, weights before the
     update, and the update itself. `scale` is a LossScaleOptimizer's dynamic
     scale, which the gradients carry (their norms are reported unscaled).
+    With `precision` (a mixed precision model), [8, n]: then per variable the
+    gradient's entries exactly 0, in float16's subnormal range, non-finite (as
+    computed: loss-scaled), its entries counted, and the scale (NaN if none).
 
     The values applied are the gradients given: the measures only add reads,
     and an identity that orders each update after its variable's two norms.
@@ -106,6 +159,7 @@ def measured_apply(
     # segment_sum over all parameters costs more than the whole step).
     # (l2_loss is sum(t^2) / 2: the stacked vectors are doubled once.)
     w_sq, g_sq, gated, before = [], [], [], []
+    counts: list[tf.Tensor] = []  # [zeros, tiny, non-finite, size] per variable (precision)
     zero = tf.constant(0.0)
     for g, v in zip(grads, variables, strict=True):
         # One read of each variable, ordered before its update: for its norm,
@@ -116,26 +170,31 @@ def measured_apply(
         w_sq.append(tf.nn.l2_loss(tf.cast(before[-1], tf.float32)))
         if g is None:
             g_sq.append(zero)
+            if precision:
+                counts.append(tf.zeros(4))
             continue
         rows = summed_rows(g) if isinstance(g, tf.IndexedSlices) else g
         g_sq.append(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
+        if precision:
+            counts.append(_precision_counts(rows))
         # The variable's update waits for its two norms: by then nothing but
         # the optimizer holds its gradient or its old weights, so the update
         # reuses their buffers in place, as in Keras's own step (otherwise
         # copies: measured +40 % peak memory on a 100 M-parameter model).
         # Per variable, not one barrier: updates still start as soon as
         # their own gradient is ready.
-        with tf.control_dependencies([w_sq[-1], g_sq[-1]]):
+        with tf.control_dependencies([w_sq[-1], g_sq[-1], *counts[-1:]]):
             if isinstance(g, tf.IndexedSlices):
                 g = tf.IndexedSlices(tf.identity(g.values), g.indices, g.dense_shape)
             else:
                 g = tf.identity(g)
         gated.append((g, v))
     if not variables:
-        return tf.zeros((3, 0))
+        return tf.zeros((ROWS_PRECISION if precision else ROWS_PLAIN, 0))
     # The loss scale these gradients carry, read before apply_gradients may
     # halve it (non-finite gradients) or double it (growth interval).
-    unscale = 1.0 / tf.square(tf.cast(scale, tf.float32)) if scale is not None else None
+    scale_now = tf.identity(tf.cast(scale, tf.float32)) if scale is not None else None
+    unscale = 1.0 / tf.square(scale_now) if scale_now is not None else None
     inside = tf.inside_function()
     first_op = len(tf.compat.v1.get_default_graph().get_operations()) if inside else 0
     if gated:
@@ -149,7 +208,36 @@ def measured_apply(
     if unscale is not None:
         # Report the gradient of the real loss, not of the scaled one.
         g_vec = g_vec * unscale
-    return 2.0 * tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
+    squares = 2.0 * tf.stack([g_vec, tf.stack(w_sq), tf.stack(d_sq)])
+    if not precision:
+        return squares
+    scale_row = tf.fill([len(variables)], scale_now if scale_now is not None else tf.constant(np.nan, tf.float32))
+    return tf.concat([squares, tf.transpose(tf.stack(counts)), scale_row[None, :]], axis=0)
+
+
+def _precision_counts(g: Any) -> tf.Tensor:
+    """[zeros, float16 subnormals, non-finite entries, entries] of a gradient (as
+    computed: with a LossScaleOptimizer, scaled), one pass over its entries."""
+    flat = tf.abs(tf.reshape(tf.cast(g, tf.float32), [-1]))
+    zeros = tf.reduce_sum(tf.cast(tf.equal(flat, 0.0), tf.float32))
+    tiny = tf.reduce_sum(tf.cast(tf.logical_and(flat > 0.0, flat < FLOAT16_MIN_NORMAL), tf.float32))
+    bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(flat)), tf.float32))
+    return tf.stack([zeros, tiny, bad, tf.cast(tf.size(flat), tf.float32)])
+
+
+def precision_fields(rows: np.ndarray) -> dict[str, Any]:
+    """StepResult's mixed-precision fields from measured_apply's [8, n] rows
+    (nothing from the plain [3, n] ones)."""
+    if rows.shape[0] < ROWS_PRECISION:
+        return {}
+    nonfinite = rows[5]
+    scale = float(rows[7][0]) if rows.shape[1] and np.isfinite(rows[7][0]) else None
+    return {
+        "grad_zeros": rows[3], "grad_tiny": rows[4], "grad_nonfinite": nonfinite, "grad_size": rows[6],
+        # A LossScaleOptimizer skips the whole update when any gradient is non-finite.
+        "skipped": scale is not None and bool(np.any(nonfinite > 0)),
+        "loss_scale": scale,
+    }
 
 
 def _none_if_nan(x: float) -> float | None:
@@ -189,7 +277,10 @@ class ProbeStep:
         self.taps = ActivationTaps(layers, [m.activation for m in metas])
         self.tapped: list[int] = []
         self.disconnected: list[int] = []  # trainable variables with no gradient (None)
-        self._scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
+        # Mixed precision: the zeros and subnormals of the gradients of the layers
+        # computing in float16 are counted (gradient-underflow).
+        self.half = np.array([half_precision(layer) for layer in layers], dtype=bool)
+        self.precision = bool(self.half.any()) or loss_scale(optimizer) is not None
         self._fn: Any = step_function(self._step, eager)
 
     def _step(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
@@ -204,7 +295,10 @@ class ProbeStep:
             return losses, tf.zeros((3, 0)), act_sums, act_counts
         grads = tape.gradient(scaled, self.tvars)
         self.disconnected = [i for i, g in enumerate(grads) if g is None]
-        squares = measured_apply(self.optimizer.apply_gradients, grads, self.tvars, self._scale)
+        # (read while tracing, after scale_loss: a LossScaleOptimizer built by
+        # this step's apply_gradients starts from the scale the loss carried)
+        squares = measured_apply(self.optimizer.apply_gradients, grads, self.tvars,
+                                 loss_scale(self.optimizer), self.precision)
         return losses, squares, act_sums, act_counts
 
     def release(self) -> None:
@@ -230,10 +324,11 @@ class ProbeStep:
             weight_sq=squares_np[1],
             update_sq=squares_np[2],
             act=full_act,
+            **precision_fields(squares_np),
         )
 
     def layer_figures(self, result: StepResult) -> list[LayerFigures]:
-        return layer_figures(result, len(self.layers), self.var_layer, self.tapped)
+        return layer_figures(result, len(self.layers), self.var_layer, self.tapped, self.half)
 
 
 def activation_rows(
@@ -252,14 +347,27 @@ def activation_rows(
 
 
 def layer_figures(
-    result: StepResult, n: int, var_layer: np.ndarray, tapped_layers: list[int]
+    result: StepResult, n: int, var_layer: np.ndarray, tapped_layers: list[int],
+    half: np.ndarray | None = None,
 ) -> list[LayerFigures]:
     """Per-layer figures of one step: the squares of each trainable variable
-    (`var_layer`: its layer's index, -1 for none) summed over the layer's variables."""
+    (`var_layer`: its layer's index, -1 for none) summed over the layer's variables.
+
+    A step a LossScaleOptimizer skipped (its scaled gradients overflowed float16)
+    has no gradient norm where the gradient overflowed (the real loss's gradient
+    is finite; only its scaled float16 copy is not) and no update ratio (no update).
+    `half`: per layer, whether it computes in float16 (zero shares are
+    given for those)."""
     per = np.zeros((3, n))
     known = var_layer >= 0
     for row, values in enumerate((result.grad_sq, result.weight_sq, result.update_sq)):
         np.add.at(per[row], var_layer[known], values[known])
+    counts = np.zeros((4, n))
+    with_counts = result.grad_zeros is not None and len(result.grad_zeros) == len(var_layer)
+    if with_counts:
+        for row, extra in enumerate((result.grad_zeros, result.grad_tiny, result.grad_nonfinite,
+                                     result.grad_size)):
+            np.add.at(counts[row], var_layer[known], np.asarray(extra)[known])
     has_trainable = np.zeros(n, dtype=bool)
     has_trainable[var_layer[known]] = True
     tapped = set(tapped_layers)
@@ -279,6 +387,14 @@ def layer_figures(
             update = math.sqrt(per[2, i]) / weight if weight and not math.isnan(per[2, i]) else None
         else:
             grad = weight = update = None
+        if result.skipped:
+            update = None
+            if counts[2, i] > 0 or (grad is not None and not math.isfinite(grad)):
+                grad = None
+        zero_frac = tiny_frac = None
+        if with_counts and has_trainable[i] and counts[3, i] > 0 and (half is None or half[i]):
+            zero_frac = float(counts[0, i] / counts[3, i])
+            tiny_frac = float(counts[1, i] / counts[3, i])
         if i not in tapped:
             act_mean = std = None
         elif math.isfinite(mean) and math.isfinite(mean_sq):
@@ -294,6 +410,8 @@ def layer_figures(
                 act_std=std,
                 act_saturated_frac=_none_if_nan(saturated),
                 act_dead_frac=None if math.isnan(alive) else 1.0 - float(alive),
+                grad_zero_frac=zero_frac,
+                grad_tiny_frac=tiny_frac,
             )
         )
     return figures

@@ -13,6 +13,7 @@ import numpy as np
 from keras.src import tree
 
 from gradscope.checks.facts import BatchFacts, ModelFacts, ProbeFacts, batch_facts
+from gradscope.checks.gradients import MixedPrecisionProbe
 from gradscope.events import LayerRow
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ def disconnected_variables(probe: ProbeStep) -> list[str]:
     return [f"{owner(i)}/{probe.tvars[i].name}" for i in probe.disconnected]
 
 
+
 def layer_rows(metas: Sequence[LayerMeta], figures: Sequence[LayerFigures]) -> tuple[LayerRow, ...]:
     """One CSV/UI row per layer from one step's figures."""
     return tuple(
@@ -160,7 +162,18 @@ def probe_facts(
 
     act_mean = grid("act_mean")
     tapped = np.array([[f.act_mean is not None for f in figs] for _, figs in series])
-    return ProbeFacts(
+    mixed = any(r.loss_scale is not None or r.grad_zeros is not None for r, _ in series)
+    extra: dict[str, Any] = {}
+    if mixed:
+        extra = {
+            "skipped": np.array([r.skipped for r, _ in series], dtype=bool),
+            "loss_scales": np.array([np.nan if r.loss_scale is None else r.loss_scale for r, _ in series],
+                                    dtype=np.float64),
+            "grad_zero_frac": grid("grad_zero_frac"),
+            "grad_tiny_frac": grid("grad_tiny_frac"),
+        }
+    facts_type = MixedPrecisionProbe if mixed else ProbeFacts
+    return facts_type(
         layers=tuple(m.name for m in metas),
         layer_types=tuple(m.layer_type for m in metas),
         activations=tuple(m.activation for m in metas),
@@ -176,6 +189,7 @@ def probe_facts(
         reg_losses=np.array([r.reg_loss for r, _ in series], dtype=np.float64),
         disconnected=tuple(disconnected),
         output_layers=tuple(output_layers),
+        **extra,
     )
 
 

@@ -43,7 +43,15 @@ import tensorflow as tf
 
 from gradscope.engine import layer_calls, probe, taps
 from gradscope.engine.layers import describe, own_variables, probe_layers
-from gradscope.engine.probe import StepResult, activation_rows, layer_figures, measured_apply
+from gradscope.engine.probe import (
+    StepResult,
+    activation_rows,
+    half_precision,
+    layer_figures,
+    loss_scale,
+    measured_apply,
+    precision_fields,
+)
 from gradscope.engine.taps import ActivationTaps
 from gradscope.engine.to_facts import layer_rows
 from gradscope.events import (
@@ -102,6 +110,8 @@ class Watch:
         self.metas = describe(self.layers)
         self.taps = ActivationTaps(self.layers, [m.activation for m in self.metas])
         self._owner = {id(v): i for i, layer in enumerate(self.layers) for v in own_variables(layer)}
+        # Mixed precision: per layer, whether it computes in float16.
+        self.half = np.array([half_precision(layer) for layer in self.layers], dtype=bool)
         # Filled while the watched step is traced.
         self._traced: dict[str, Any] = {}
         self.step = 0  # global step
@@ -150,7 +160,9 @@ class Watch:
     def _watched_step(self, data: Any) -> tuple[Any, tuple[tf.Tensor, ...]]:
         model = self.model
         traced: dict[str, Any] = {}
-        with self.taps.recording(), _measuring_update(model, traced), _capturing_loss(model, traced):
+        precision = bool(self.half.any())
+        with self.taps.recording(), _measuring_update(model, traced, precision), \
+                _capturing_loss(model, traced):
             logs = model.train_step(data)
         tapped, act_sums, act_counts = self.taps.stats()
         variables = traced.get("variables", [])
@@ -192,11 +204,12 @@ class Watch:
             act = activation_rows(n, traced.get("tapped", []), act_sums.numpy(), act_counts.numpy(),
                                   self.metas)
             result = StepResult(loss=loss, data_loss=loss, reg_loss=0.0, seconds=0.0,
-                                grad_sq=squares[0], weight_sq=squares[1], update_sq=squares[2], act=act)
+                                grad_sq=squares[0], weight_sq=squares[1], update_sq=squares[2], act=act,
+                                **precision_fields(squares))
             var_layer = traced.get("var_layer", np.zeros(0, dtype=np.int64))
             if len(var_layer) != squares.shape[1]:
                 var_layer = np.full(squares.shape[1], -1, dtype=np.int64)
-            figures = layer_figures(result, n, var_layer, traced.get("tapped", []))
+            figures = layer_figures(result, n, var_layer, traced.get("tapped", []), self.half)
             if known and not math.isfinite(loss) and self.nonfinite_step is None:
                 self._nonfinite_at(step, self.epoch)
             self.send(StepStats("train", step, loss if known else None, extra={"epoch": float(self.epoch)}))
@@ -382,15 +395,17 @@ class WatchCallback(keras.callbacks.Callback):
 
 
 @contextmanager
-def _measuring_update(model: Any, traced: dict[str, Any]) -> Iterator[None]:
+def _measuring_update(model: Any, traced: dict[str, Any], precision: bool = False) -> Iterator[None]:
     """While the watched step is traced, the model's optimizer's apply_gradients
-    measures the update it applies (the first call only: one update per step)."""
+    measures the update it applies (the first call only: one update per step).
+    With a LossScaleOptimizer the gradient norms are unscaled and a step it
+    skips (overflow) is told apart; `precision` also counts the gradients'
+    zeros and float16 subnormals (a mixed precision model)."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         yield
         return
     original = optimizer.apply_gradients
-    scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer
 
     def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
         if "squares" in traced or args or kwargs:
@@ -399,7 +414,10 @@ def _measuring_update(model: Any, traced: dict[str, Any]) -> Iterator[None]:
         grads = [g for g, _ in pairs]
         variables = [v for _, v in pairs]
         traced["variables"] = variables
-        traced["squares"] = measured_apply(original, grads, variables, scale)
+        # (the scale the loss carried: read before the update may change it)
+        scale = loss_scale(optimizer)
+        traced["squares"] = measured_apply(original, grads, variables, scale,
+                                           precision or scale is not None)
         return None
 
     with _instance_attribute(optimizer, "apply_gradients", apply_gradients):
