@@ -256,6 +256,13 @@ def changed_by_script(before: str | None) -> str | None:
     now = os.environ.get(VARIABLE)
     if not now or now == before or now == TENSORFLOW:
         return None
+    loaded = loaded_backend()
+    if loaded is not None and loaded.name == now:  # keras.config.set_backend re-imported Keras
+        return (
+            f"the script switched Keras to the '{now}' backend while it ran "
+            f"(keras.config.set_backend), out of gradscope's sight; "
+            f"gradscope needs the TensorFlow backend ({VARIABLE}={TENSORFLOW})"
+        )
     return (
         f"the script set {VARIABLE}={now} while it ran, but gradscope had loaded Keras on "
         f"TensorFlow before it: it would train on another backend than it asked for; "
