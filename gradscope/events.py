@@ -40,6 +40,23 @@ class LayerInfo:
     # What the drill-down shows as the layer's config: shapes, initialisers,
     # regularisers, dtype... as readable strings (key -> value).
     config: dict[str, str] = field(default_factory=dict)
+    # The dtype the layer computes in ("float16" under mixed_float16, whose
+    # variables stay float32); read off the config's dtype policy when not given
+    # (records written before this field load with it filled in).
+    compute_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.compute_dtype is None:
+            object.__setattr__(self, "compute_dtype", policy_compute_dtype(self.config.get("dtype")))
+
+
+def policy_compute_dtype(policy: str | None) -> str | None:
+    """The compute dtype of a Keras dtype policy name: "mixed_float16" ->
+    "float16", "float32" -> "float32"; None when unknown (a quantized policy)."""
+    if not policy:
+        return None
+    name = policy.removeprefix("mixed_")
+    return name if name in ("float16", "bfloat16", "float32", "float64") else None
 
 
 @dataclass(frozen=True)

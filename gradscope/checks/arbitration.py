@@ -225,6 +225,9 @@ _ORDERED = (
     "favours the rate that moves least"
 )
 
+_UNDERFLOW = ("float16 flushes gradients below its range to zero, so the gradients read "
+              "small or zero because of the compute dtype")
+
 # The rules, cause -> effect. No check is both a cause and an effect here
 # (tests/test_arbitration_and_dynamic.py checks it), so the order in which
 # verdicts arrive cannot change the outcome and no chain needs following.
@@ -254,6 +257,11 @@ EXPLAINS: tuple[Explains, ...] = (
     # sorted batches produce, but a rate can be too high as well; once the
     # data is shuffled a new run tells, and until then it ranks after the cause.
     Explains("ordered-labels", "lr-too-high", _ORDERED),
+    # float16 flushes gradients below its range to zero: the layer's gradient
+    # is small or zero because of the compute dtype, not the network's depth
+    # (keeping loss scaling on, or bfloat16, removes both).
+    Explains("gradient-underflow", "vanishing-gradient", _UNDERFLOW),
+    Explains("gradient-underflow", "zero-gradient", _UNDERFLOW),
 )
 
 

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Footer, Static
 
+from gradscope.events import policy_compute_dtype
 from gradscope.ui import format as fmt
 from gradscope.ui.state import METRICS, LayerTrack, RunState
 from gradscope.ui.thresholds import severity
@@ -46,6 +47,9 @@ def layer_title(track: LayerTrack) -> str:
         parts.append(f"activation {track.activation}")
     if track.output_shape:
         parts.append(f"output {track.output_shape}")
+    dtype = policy_compute_dtype(track.config.get("dtype"))  # the layer's dtype policy
+    if dtype:
+        parts.append(f"computes in {dtype}")
     return " · ".join(parts)
 
 
