@@ -84,6 +84,7 @@ def _worker(case: str) -> int:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
 
+    keras.utils.set_random_seed(0)  # the same initial weights on every run (the chief's are broadcast)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(SAMPLES, 8)).astype("float32")
     y = (x[:, :1] > 0).astype("float32")
@@ -271,13 +272,16 @@ class CaseOutcome:
 
 
 def run_case(case: str, *, timeout: float = 120.0, gradscope_args: list[str] | None = None,
-             workdir: Path | None = None, grace: float = 20.0) -> CaseOutcome:
+             workdir: Path | None = None, grace: float = 20.0,
+             gradscope_on: tuple[int, ...] = (0, 1)) -> CaseOutcome:
     """Run `case` on two workers; kill both at `timeout` seconds, or `grace` seconds
     after the first one failed (its peer is then stuck in a collective).
 
     With `gradscope_args` (e.g. ["--headless"]) each worker runs
     `python -m gradscope run ARGS scripts/multiworker_probe.py --worker CASE`, in its
-    own directory under `workdir`, so what each one writes can be told apart.
+    own directory under `workdir`, so what each one writes can be told apart;
+    `gradscope_on` picks the workers started so (the others run plain python: with
+    (0,) only the chief runs gradscope, as a chief-only diagnosis would).
     """
     ports = free_ports(2)
     script = str(Path(__file__).resolve())
@@ -289,7 +293,7 @@ def run_case(case: str, *, timeout: float = 120.0, gradscope_args: list[str] | N
         for index in range(2):
             env = dict(os.environ, TF_CONFIG=tf_config(ports, index), TF_CPP_MIN_LOG_LEVEL="3",
                        PYTHONUNBUFFERED="1")
-            if gradscope_args is None:
+            if gradscope_args is None or index not in gradscope_on:
                 cmd = [sys.executable, script, "--worker", case]
             else:
                 cmd = [sys.executable, "-m", "gradscope", "run", *gradscope_args, script,
@@ -353,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run each worker under `python -m gradscope run --headless`")
     parser.add_argument("--gradscope-arg", action="append", default=[],
                         help="extra argument for gradscope run (repeatable)")
+    parser.add_argument("--gradscope-on", metavar="I", type=int, action="append",
+                        help="with --gradscope: only worker I runs gradscope (repeatable)")
     parser.add_argument("--keep", metavar="DIR", help="keep each worker's directory under DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each worker's output")
     args = parser.parse_args(argv)
@@ -369,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for case in args.case or list(CASES):
         workdir = Path(args.keep) / case if args.keep else None
-        outcome = run_case(case, timeout=args.timeout, gradscope_args=gs, workdir=workdir)
+        outcome = run_case(case, timeout=args.timeout, gradscope_args=gs, workdir=workdir,
+                           gradscope_on=tuple(args.gradscope_on or (0, 1)))
         print(outcome.line(), flush=True)
         for w in outcome.workers:
             if w.result:

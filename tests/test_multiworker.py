@@ -103,3 +103,15 @@ def test_gradscope_on_every_worker_chief_reports_others_silent(tmp_path: Path) -
     assert _csv_lines(chief.stdout) and _gradscope_lines(chief.stderr)  # the chief reports
     assert not _csv_lines(other.stdout) and not _gradscope_lines(other.stderr)  # the other is silent
     assert not other.files  # and writes no file
+
+
+@pytest.mark.slow
+def test_no_watch_on_every_worker_trains_as_plain_python(tmp_path: Path) -> None:
+    """What works today: `gradscope run --headless --no-watch` on both workers (both
+    diagnose, both report) leaves the training's losses those of plain python."""
+    plain = mw.run_case("rank1-logs-train-on-batch", timeout=TIMEOUT, workdir=tmp_path / "plain")
+    watched = mw.run_case("rank1-logs-train-on-batch", timeout=TIMEOUT,
+                          gradscope_args=["--headless", "--no-watch"], workdir=tmp_path / "gs")
+    assert plain.trained and watched.trained, (plain.line(), watched.line())
+    assert [w.returncode for w in watched.workers] == [0, 0]
+    assert [w.result["loss"] for w in watched.workers] == [w.result["loss"] for w in plain.workers]
