@@ -3,8 +3,8 @@ compute, float32 weights) to make it faster on my GPU. Works: accuracy ~0.97.
 
 gradscope-expect: healthy
 """
-import numpy as np
 import keras
+import numpy as np
 from keras import layers
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
