@@ -124,6 +124,19 @@ def test_the_script_sets_it_at_run_time(tmp_path: Path) -> None:
                      f"asked for; {NEEDS}")
 
 
+def test_the_script_switches_with_set_backend_at_run_time(tmp_path: Path) -> None:
+    # keras.config.set_backend re-imports Keras (here it fails: no jax): not the
+    # script's ModuleNotFoundError traceback, the one line.
+    source = "import sys\nimport keras\n\nkeras.config.set_backend(sys.argv[1])\n" + TRAIN
+    result = _run(tmp_path, source, _env(tmp_path), "jax")
+    assert result.returncode == 2, result.stderr
+    # (where jax is installed the script trains on it, unseen: Keras's warning comes first)
+    assert result.stderr.endswith(
+        "gradscope: the script switched Keras to the 'jax' backend while it ran "
+        f"(keras.config.set_backend), out of gradscope's sight; {NEEDS}\n")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_a_script_choosing_tensorflow_itself_gets_it(tmp_path: Path) -> None:
     # As under python: the script's own choice wins over the environment's.
     result = _run(tmp_path, CHOOSES_TENSORFLOW, _env(tmp_path, KERAS_BACKEND="jax"))
