@@ -144,14 +144,6 @@ def test_a_script_choosing_tensorflow_itself_gets_it(tmp_path: Path) -> None:
     assert result.stdout == "backend tensorflow\n"
 
 
-def test_the_variable_wins_over_keras_json(tmp_path: Path) -> None:
-    env = _env(tmp_path, KERAS_BACKEND="tensorflow")
-    (Path(env["KERAS_HOME"]) / "keras.json").write_text(json.dumps({"backend": "jax"}))
-    result = _run(tmp_path, CHOOSES_TENSORFLOW.replace('os.environ["KERAS_BACKEND"] = "tensorflow"\n', ""), env)
-    assert result.returncode == 4, result.stderr
-    assert result.stdout == "backend tensorflow\n"
-
-
 def test_python_api_raises_one_runtime_error(tmp_path: Path) -> None:
     probe = """\
 import sys
