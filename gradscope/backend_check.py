@@ -237,13 +237,17 @@ def _imports_keras(statement: ast.stmt) -> bool:
 
 
 def _set_backend_call(statement: ast.stmt) -> str | None:
-    """`keras.config.set_backend("jax")` (or a bare `set_backend("jax")`) at the top level."""
+    """`keras.config.set_backend("jax")` at the top level (also `tf.keras.config...`,
+    `config.set_backend`; not another library's `set_backend`, tensorly's say)."""
     if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
         return None
     call = statement.value
     func = call.func
-    named = (isinstance(func, ast.Attribute) and func.attr == "set_backend") or (
-        isinstance(func, ast.Name) and func.id == "set_backend"
+    if not (isinstance(func, ast.Attribute) and func.attr == "set_backend"):
+        return None
+    owner = func.value
+    named = (isinstance(owner, ast.Attribute) and owner.attr == "config") or (
+        isinstance(owner, ast.Name) and owner.id == "config"
     )
     if not named or len(call.args) != 1:
         return None

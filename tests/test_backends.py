@@ -182,6 +182,7 @@ print("keras" in sys.modules, "tensorflow" in sys.modules)
     ('import os\nimport keras\nos.environ["KERAS_BACKEND"] = "jax"\n', None, None),
     ('import tensorflow as tf\nimport os\nos.environ["KERAS_BACKEND"] = "jax"\n', None, None),
     ('import keras\nkeras.config.set_backend("jax")\n', None, ("jax", 2)),
+    ('import tensorly\ntensorly.set_backend("numpy")\nimport keras\n', None, None),
     ('import os\nif __name__ == "__main__":\n    os.environ["KERAS_BACKEND"] = "jax"\n    import keras\n',
      None, ("jax", 3)),
     # inside a function, or computed: left to the run-time check
