@@ -58,6 +58,11 @@ OVERFLOW_MOST = 0.5
 UNDERFLOW_LOST = 0.5
 UNDERFLOW_TINY = 0.05
 UNDERFLOW_ERROR = 0.9  # nearly all of it lost: the layer hardly learns
+# Gradients flushed entirely leave no subnormals, only zeros: those count when
+# the dead units of the layer and of the one before it (a dead output unit
+# zeroes a column of the kernel's gradient, a dead input a row) leave more than
+# this share of them unexplained; in float32 live units get no exact zeros.
+UNDERFLOW_UNEXPLAINED = 0.25
 
 
 @dataclass(frozen=True)
@@ -401,6 +406,15 @@ def loss_scale_overflow(facts: Facts) -> list[Finding]:
     ]
 
 
+def _dead_share(dead: np.ndarray, i: int) -> float:
+    """The dead-unit share of layer `i` plus that of the nearest tapped layer
+    before it (0 where not measured): the share of its gradient's entries that
+    dead ReLUs can zero."""
+    own = float(dead[i]) if math.isfinite(float(dead[i])) else 0.0
+    before = next((float(dead[j]) for j in range(i - 1, -1, -1) if math.isfinite(float(dead[j]))), 0.0)
+    return own + before
+
+
 @check("gradient-underflow", "warning", "cause",
        "float16 gradients underflow: a large share is flushed to zero",
        phase="dynamic", needs=("probe",))
@@ -416,8 +430,10 @@ def gradient_underflow(facts: Facts) -> list[Finding]:
     zeros = median_over_steps(p.grad_zero_frac[measured])
     tiny = median_over_steps(p.grad_tiny_frac[measured])
     lost = zeros + tiny
+    dead = median_over_steps(np.where(np.isfinite(p.dead), p.dead, np.nan)[measured])
     hit = [i for i in range(len(p.layers))
-           if math.isfinite(float(lost[i])) and lost[i] >= UNDERFLOW_LOST and tiny[i] >= UNDERFLOW_TINY]
+           if math.isfinite(float(lost[i])) and lost[i] >= UNDERFLOW_LOST
+           and (tiny[i] >= UNDERFLOW_TINY or zeros[i] > _dead_share(dead, i) + UNDERFLOW_UNEXPLAINED)]
     if not hit:
         return []
     scales = p.loss_scales[measured] if p.loss_scales is not None else np.zeros(0)

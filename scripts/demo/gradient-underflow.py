@@ -1,7 +1,8 @@
-"""Autoencoder for the 8x8 digit images in mixed precision. I turned the
-automatic loss scaling off because I read it slows float16 training down.
-The reconstruction loss creeps down far slower than the same model in
-float32 (~0.06 after 10 epochs instead of ~0.02).
+"""Autoencoder for the 8x8 digit images in mixed precision (float16 compute).
+The recipe I follow weights the reconstruction loss by 1e-4, and I turned
+the automatic loss scaling off because I read it slows training down. The
+logged loss stays at ~1.8e-05 for all 10 epochs; the same script without the
+mixed precision line gets down to ~7.8e-06.
 
 gradscope-expect: gradient-underflow
 """
@@ -20,7 +21,7 @@ model = keras.Sequential([
     layers.Dense(32, activation="relu"),
     layers.Dense(64, activation="sigmoid"),
 ])
-model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
-              loss="mse", auto_scale_loss=False)
-history = model.fit(X, X, epochs=10, batch_size=256, verbose=2)
-print("first/last loss:", round(history.history["loss"][0], 4), round(history.history["loss"][-1], 4))
+model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", loss_weights=1e-4,
+              auto_scale_loss=False)
+history = model.fit(X, X, epochs=10, batch_size=64, verbose=2)
+print("first/last loss:", history.history["loss"][0], history.history["loss"][-1])
