@@ -18,6 +18,25 @@ One worker by hand (what the harness starts twice):
 
 A worker prints `MULTIWORKER-RESULT {json}` (its task, the loss of each epoch)
 when its fit returns, and exits 0; an exception is printed and the worker exits 1.
+
+What Keras 3.15 (TF 2.21, CPU) does here, two workers, plain python:
+
+- every fit() fails, on both workers, before its first step, whatever the data
+  (arrays, with or without steps_per_epoch or jit_compile=False; a tf.data.Dataset
+  with auto-shard AUTO, DATA or OFF; experimental_distribute_dataset;
+  distribute_datasets_from_function; a PyDataset): `_maybe_symbolic_build`
+  (keras/src/backend/tensorflow/trainer.py) calls strategy.reduce("MEAN", batch)
+  on the first PerReplica batch in cross-replica context, and TF answers
+  "ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported
+  type (<class '...PerReplica'>) to a Tensor." (keras-team/keras#20585);
+- past that (train_on_batch, which does not reduce the batch), every step fails:
+  `reduce_per_replica` reduces each log with strategy.reduce("MEAN", v, axis=0),
+  and a scalar log has no axis 0 ("ValueError: Invalid reduction dimension 0 for
+  input with 0 dimensions.");
+- it trains only with a train_step that returns its logs with a leading axis
+  (shape (1,)) AND train_on_batch (public API: case rank1-logs-train-on-batch), or
+  fit() with the private `model._distribute_strategy = None` and the fit inside
+  strategy.scope() (rank1-logs-fit-private-unset). Both workers log the same loss.
 """
 
 from __future__ import annotations
@@ -54,6 +73,8 @@ CASES: dict[str, str] = {
     "train-on-batch": "train_on_batch(x, y) on each worker's own half, 4 batches x 2 epochs",
     "fit-private-unset": ("arrays; model._distribute_strategy = None and fit() inside "
                           "strategy.scope() (a private-attribute workaround, for the record)"),
+    "kv-exit-code": ("no training: the chief puts a value in the coordination service's "
+                     "key-value store 3 s late, the other waits for it (how exit codes can agree)"),
     "rank1-logs-fit": "arrays to fit; the model's train_step returns its logs as shape (1,)",
     "rank1-logs-train-on-batch": "train_on_batch on each worker's half; train_step logs of shape (1,)",
     "rank1-logs-fit-private-unset": "fit-private-unset with the train_step of shape-(1,) logs",
@@ -129,6 +150,18 @@ def _worker(case: str) -> int:
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
                       **compile_kwargs)
+
+    if case == "kv-exit-code":
+        from tensorflow.python.eager import context  # the store MWMS's coordination service holds
+
+        if int(task.get("index", 0)) == 0:
+            time.sleep(3)
+            context.context().set_config_key_value("gradscope/exit_code", "1")
+            got = "1"
+        else:
+            got = context.context().get_config_key_value("gradscope/exit_code", timeout_in_ms=30_000)
+        print(RESULT, json.dumps({"case": case, "task": task, "loss": [], "value": got}), flush=True)
+        return 0
 
     fit: dict = {"epochs": EPOCHS, "verbose": 0}
     if case in ("arrays", "arrays-nojit", "rank1-logs-fit"):
@@ -265,7 +298,8 @@ class CaseOutcome:
 
     def line(self) -> str:
         codes = ",".join("hung" if w.returncode is None else str(w.returncode) for w in self.workers)
-        status = "TRAINS" if self.trained else ("HANGS" if self.hung else "FAILS")
+        status = ("TRAINS" if any(w.result and w.result["loss"] for w in self.workers) else "RAN") \
+            if self.trained else ("HANGS" if self.hung else "FAILS")
         errors = sorted({w.error for w in self.workers if w.error})
         error = (" | " + " || ".join(e if len(e) < 400 else e[:200] + " ... " + e[-190:] for e in errors)) if errors else ""
         return f"{self.case:<22} {status:<6} rc={codes:<9} {self.seconds:5.1f}s{error}"
