@@ -19,6 +19,7 @@ import pytest
 from keras import layers
 
 import gradscope
+from gradscope import events
 from gradscope.events import LayerInfo, ModelDescribed
 
 # grad_norm of the first probe step (before any update: the same weights) of a
@@ -190,3 +191,14 @@ def test_layer_info_of_an_old_record_gets_its_compute_dtype() -> None:
     assert LayerInfo("d", "Dense", 10, True, config={"dtype": "mixed_bfloat16"}).compute_dtype == "bfloat16"
     assert LayerInfo("d", "Dense", 10, True).compute_dtype is None
     assert LayerInfo("d", "Dense", 10, True, compute_dtype="float32").compute_dtype == "float32"
+    # ... and a recorded event reads back with it
+    event = ModelDescribed("m", "Sequential", 10, 10, "CPU", "clone", (old,))
+    (back,) = events.from_json(events.to_json(event)).layers
+    assert back == old
+    # The drill-down's title says what the layer computes in
+    from gradscope.report import LayerTrack
+    from gradscope.ui.screens.layer import layer_title
+
+    track = LayerTrack("d", 0, "Dense", 10, True, config={"dtype": "mixed_float16"})
+    assert layer_title(track).endswith("computes in float16")
+    assert "computes in" not in layer_title(LayerTrack("d", 0, "Dense", 10, True))
