@@ -75,6 +75,8 @@ CASES: dict[str, str] = {
                           "strategy.scope() (a private-attribute workaround, for the record)"),
     "kv-exit-code": ("no training: the chief puts a value in the coordination service's "
                      "key-value store 3 s late, the other waits for it (how exit codes can agree)"),
+    "rank1-logs-late-chief": ("rank1-logs-train-on-batch, the chief starts training 65 s late "
+                              "(as after a chief-only diagnosis): does the other wait, or fail?"),
     "rank1-logs-fit": "arrays to fit; the model's train_step returns its logs as shape (1,)",
     "rank1-logs-train-on-batch": "train_on_batch on each worker's half; train_step logs of shape (1,)",
     "rank1-logs-fit-private-unset": "fit-private-unset with the train_step of shape-(1,) logs",
@@ -190,10 +192,12 @@ def _worker(case: str) -> int:
         fit.update(x=Batches())
     elif case == "pydataset-steps":
         fit.update(x=Batches(), steps_per_epoch=4)
-    elif case in ("train-on-batch", "rank1-logs-train-on-batch"):
+    elif case in ("train-on-batch", "rank1-logs-train-on-batch", "rank1-logs-late-chief"):
         # each worker its own half of every global batch (as DATA sharding would give it)
         index = int(task.get("index", 0))
         half = GLOBAL_BATCH // 2
+        if case == "rank1-logs-late-chief" and index == 0:
+            time.sleep(65)
         losses = []
         for _epoch in range(EPOCHS):
             for i in range(SAMPLES // GLOBAL_BATCH):
