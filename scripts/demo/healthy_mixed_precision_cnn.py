@@ -1,5 +1,5 @@
 """Small CNN on the 8x8 digit images, trained in mixed precision (float16
-compute, float32 weights) to make it faster on my GPU. Works: accuracy ~0.97.
+compute, float32 weights) to make it faster on my GPU. Works: test accuracy ~0.92 after 6 epochs.
 
 gradscope-expect: healthy
 """
@@ -30,7 +30,7 @@ model = keras.Sequential([
 ])
 model.compile(optimizer=keras.optimizers.Adam(2e-3),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-history = model.fit(X_train, y_train, epochs=10, batch_size=32,
+history = model.fit(X_train, y_train, epochs=6, batch_size=32,
                     validation_data=(X_test, y_test), verbose=2)
 test_loss, test_acc = model.evaluate(X_test, y_test, verbose=0)
 print("first/last loss:", round(history.history["loss"][0], 4), round(history.history["loss"][-1], 4))

@@ -1,7 +1,7 @@
-"""Regression on the diabetes data set (targets in the hundreds) in mixed
-precision. Trains fine in the end (MAE ~45 after 30 epochs), but the first
-epoch's loss barely moves and I read that float16 can overflow. Is something
-exploding?
+"""Regression on the diabetes data set in mixed precision, with a summed
+squared error. It trains (loss 59 -> 6.4 over 30 epochs, MAE ~0.35, i.e. ~35
+in the target's units), but I read that float16 gradients can overflow and
+that Keras then silently skips steps. Is something exploding in my model?
 
 gradscope-expect: loss-scale-overflow
 """
