@@ -202,3 +202,16 @@ def test_layer_info_of_an_old_record_gets_its_compute_dtype() -> None:
     track = LayerTrack("d", 0, "Dense", 10, True, config={"dtype": "mixed_float16"})
     assert layer_title(track).endswith("computes in float16")
     assert "computes in" not in layer_title(LayerTrack("d", 0, "Dense", 10, True))
+
+
+def test_the_gradient_histograms_of_an_overflowing_step_show_no_inf(policy: Any) -> None:
+    from gradscope.events import LayerHistograms
+
+    policy("mixed_float16")
+    model, x, y = _regression(1.0)
+    report = gradscope.diagnose(model, x, y, batch_size=32, budget=0, steps=2, seed=0)
+    assert "loss-scale-overflow" in [v.check for v in report.verdicts]  # the first step overflows
+    histograms = [e for e in report.events if isinstance(e, LayerHistograms)]
+    grads = [h.grads for e in histograms for h in e.layers if h.grads is not None]
+    assert grads and all(g.nonfinite == 0 for g in grads)
+    assert all(g.hi > g.lo for g in grads)

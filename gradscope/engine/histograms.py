@@ -57,17 +57,21 @@ class HistogramProbe:
         self._fn = step_function(self._histograms, eager)
 
     def _histograms(self, x: Any, y: Any, sw: Any) -> tf.Tensor:
+        # The scale the loss carries (a LossScaleOptimizer's): the gradients
+        # are shown unscaled, in float32.
+        scale = loss_scale(self.optimizer)
         with self.taps.recording():
-            with tf.GradientTape() as tape:
-                _, _, _, scaled = forward_losses(
+            with tf.GradientTape(persistent=scale is not None) as tape:
+                _, _, total, scaled = forward_losses(
                     self.model, self.optimizer, self.loss_fn, x, y, sw
                 )
         outputs = dict(self.taps.outputs)
         grads = tape.gradient(scaled, self.tvars) if self.tvars else []
-        # The scale the loss carried (a LossScaleOptimizer's): the gradients
-        # are shown unscaled, in float32.
-        scale = loss_scale(self.optimizer)
         unscale = 1.0 / tf.cast(scale, tf.float32) if scale is not None else None
+        # Where the scaled float16 gradient overflowed (a step the optimizer
+        # would skip), the gradient of the unscaled loss shows the shape instead
+        # of Inf (its float32 value is finite): no false NaN/Inf in the drill-down.
+        plain = tape.gradient(total, self.tvars) if scale is not None and self.tvars else []
         # Every tensor becomes one fixed-length row, so all histograms come out of
         # a handful of vectorised ops: per-tensor ops would make tracing a
         # 1000-layer model take as long as tracing its probe step.
@@ -81,7 +85,14 @@ class HistogramProbe:
                 "acts": act[:MOMENT_SAMPLES] if act is not None and act.shape.rank else None,
             }
             if found["grads"] is not None and unscale is not None:
-                found["grads"] = tf.cast(found["grads"], tf.float32) * unscale
+                unscaled = tf.cast(found["grads"], tf.float32) * unscale
+                other = plain[group[0]]
+                if other is not None:
+                    other = tf.cast(_dense(other), tf.float32)
+                    if other.shape.is_compatible_with(unscaled.shape):
+                        unscaled = tf.cond(tf.reduce_all(tf.math.is_finite(unscaled)),
+                                           lambda u=unscaled: u, lambda o=other: o)
+                found["grads"] = unscaled
             for kind in KINDS:
                 tensor = found[kind]
                 if tensor is None:
