@@ -54,3 +54,33 @@ def test_mixed_precision_gradients_are_reported_unscaled() -> None:
     # the loss scale (32768 at the start) is divided out: the same order as in float32
     assert first.grad_norm is not None and reference.grad_norm is not None
     assert 0.5 < first.grad_norm / reference.grad_norm < 2
+
+
+def test_a_watched_step_that_fails_gives_train_on_batch_its_batch_back() -> None:
+    # A train_on_batch loop whose watched step cannot run (it fails after reading
+    # the one batch Keras hands it, as a step that fails while tracing does)
+    def model() -> keras.Model:
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu", name="h"),
+                              keras.layers.Dense(1, activation="sigmoid", name="o")])
+        m.compile("adam", "binary_crossentropy")
+        return m
+
+    plain, watched = model(), model()
+    events: list[Event] = []
+    watch = Watch(watched, events.append, 1)
+    watch.install()
+    function = watched.train_function
+
+    def failing(iterator: object) -> object:
+        next(iter(iterator))  # type: ignore[call-overload]
+        raise ValueError("this model cannot be watched")
+
+    function.watched = failing  # type: ignore[union-attr]
+    for i in range(3):
+        rows = slice(i * 32, i * 32 + 32)
+        expected = plain.train_on_batch(X[rows], Y[rows])
+        # Then Keras's own step trains that very batch: the same loss, the same weights
+        assert watched.train_on_batch(X[rows], Y[rows]) == expected
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(plain.variables, watched.variables, strict=True))
+    assert int(watched.optimizer.iterations.numpy()) == 3

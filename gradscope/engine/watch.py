@@ -30,6 +30,7 @@ where the non-finite values are.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -317,15 +318,20 @@ class WatchedTrain:
             n = w.batches - w.batch
         step = w.step + n
         if (step >= w.next_watch or w.force_next) and self.watched is not None:
+            # A Python iterator (train_on_batch's one batch) is read in Python
+            # before the step is traced: keep what the watched step takes, so
+            # Keras's step gets it back if the watched one fails.
+            taken: list[Any] = []
+            python_iterator = not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator))
             try:
-                outputs = self.watched(iterator)  # StopIteration at an epoch's end passes through
+                outputs = self.watched(_kept(iterator, taken) if python_iterator else iterator)
             except (StopIteration, tf.errors.OutOfRangeError):
-                raise
+                raise  # an epoch's end passes through
             except Exception as exc:  # noqa: BLE001 - decided below: the user's error, or ours
                 # Keras's own step decides: if it fails too, the error is the
                 # user's (raised as Keras raises it); if not, the watched step
                 # could not run this model (ours): the training goes on unwatched.
-                logs = self.plain(iterator)
+                logs = self.plain(itertools.chain(taken, iterator) if python_iterator else iterator)
                 self.watched = None
                 w.failed("the watched steps of your training (it goes on unwatched)", exc)
                 w.batch += step - w.step
@@ -343,6 +349,13 @@ class WatchedTrain:
         if step >= w.next_progress:
             w.progress()
         return logs
+
+
+def _kept(iterator: Any, taken: list[Any]) -> Iterator[Any]:
+    """`iterator`'s items, each also kept in `taken`."""
+    for item in iterator:
+        taken.append(item)
+        yield item
 
 
 class WatchCallback(keras.callbacks.Callback):
