@@ -25,7 +25,7 @@ What Keras 3.15 (TF 2.21, CPU) does here, two workers, plain python:
   (arrays, with or without steps_per_epoch or jit_compile=False; a tf.data.Dataset
   with auto-shard AUTO, DATA or OFF; experimental_distribute_dataset;
   distribute_datasets_from_function; a PyDataset): `_maybe_symbolic_build`
-  (keras/src/backend/tensorflow/trainer.py) calls strategy.reduce("MEAN", batch)
+  (Keras's TensorFlow trainer) calls strategy.reduce("MEAN", batch)
   on the first PerReplica batch in cross-replica context, and TF answers
   "ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported
   type (<class '...PerReplica'>) to a Tensor." (keras-team/keras#20585);
