@@ -161,7 +161,17 @@ def measured_apply(
     w_sq, g_sq, gated, before = [], [], [], []
     counts: list[tf.Tensor] = []  # [zeros, tiny, non-finite, size] per variable (precision)
     zero = tf.constant(0.0)
-    for g, v in zip(grads, variables, strict=True):
+    # Under a strategy with several replicas each holds its shard's part of
+    # the gradient (the loss is divided by their number): the step's gradient
+    # is their sum, which the optimizer all-reduces after us. One all-reduce
+    # for the norms (every replica makes the same call: its peers wait for it).
+    peers = replica_peers()
+    present = [i for i, g in enumerate(grads) if g is not None]
+    wholes: dict[int, Any] = {}
+    if peers is not None and present:
+        reduced = peers.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        wholes = dict(zip(present, reduced, strict=True))
+    for i, (g, v) in enumerate(zip(grads, variables, strict=True)):
         # One read of each variable, ordered before its update: for its norm,
         # and for its update as a difference of weights where the update
         # cannot be read off the optimizer's ops (see _applied_updates; the
@@ -173,7 +183,8 @@ def measured_apply(
             if precision:
                 counts.append(tf.zeros(4))
             continue
-        rows = summed_rows(g) if isinstance(g, tf.IndexedSlices) else g
+        whole = wholes.get(i, g)
+        rows = summed_rows(whole) if isinstance(whole, tf.IndexedSlices) else whole
         g_sq.append(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
         if precision:
             counts.append(_precision_counts(rows))
@@ -213,6 +224,15 @@ def measured_apply(
         return squares
     scale_row = tf.fill([len(variables)], scale_now if scale_now is not None else tf.constant(np.nan, tf.float32))
     return tf.concat([squares, tf.transpose(tf.stack(counts)), scale_row[None, :]], axis=0)
+
+
+def replica_peers() -> Any:
+    """The replica context when the step runs on several replicas (a
+    MirroredStrategy's step on N devices), else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
 
 
 def _precision_counts(g: Any) -> tf.Tensor:

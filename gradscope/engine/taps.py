@@ -9,6 +9,7 @@ every layer call goes through `Layer.__call__`; building a second
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,20 +39,35 @@ class ActivationTaps:
             if type(layer).__name__ not in _RESHAPING
         }
         self.kinds = kinds
-        self.outputs: dict[int, tf.Tensor] = {}
+        # Per thread: a strategy with several replicas (MirroredStrategy) traces
+        # the step once per replica, each in a thread of its own, taking turns.
+        self._local = threading.local()
+
+    @property
+    def outputs(self) -> dict[int, tf.Tensor]:
+        """The tapped outputs of the trace this thread runs."""
+        outputs = getattr(self._local, "outputs", None)
+        if outputs is None:
+            outputs = self._local.outputs = {}
+        return outputs
+
+    def reset(self) -> None:
+        """Forget this thread's tapped outputs (a new trace begins)."""
+        self._local.outputs = {}
 
     @contextmanager
     def recording(self) -> Iterator[None]:
         taps = self
-        taps.outputs = {}
+        taps.reset()
 
         def tapped_call(original: Any, layer: Any, *args: Any, **kwargs: Any) -> Any:
             out = original(layer, *args, **kwargs)
             i = taps._index.get(id(layer))
-            if i is not None and i not in taps.outputs:
+            outputs = taps.outputs
+            if i is not None and i not in outputs:
                 first = _first_float_tensor(out)
                 if first is not None:
-                    taps.outputs[i] = first
+                    outputs[i] = first
             return out
 
         with around_layer_calls(tapped_call):

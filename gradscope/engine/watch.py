@@ -32,6 +32,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -115,6 +116,8 @@ class Watch:
         self.half = np.array([half_precision(layer) for layer in self.layers], dtype=bool)
         # Filled while the watched step is traced.
         self._traced: dict[str, Any] = {}
+        self._first_traced: dict[str, Any] | None = None
+        self._local = threading.local()  # the trace this thread runs (hooks)
         self.step = 0  # global step
         self.fit = 0
         self.epoch = 0
@@ -158,18 +161,40 @@ class Watch:
         return WatchCallback(self, counting=not steps)
 
     # -- the watched step (traced) ----------------------------------------------
+    @contextmanager
+    def hooks(self) -> Iterator[None]:
+        """Around a call of the watched function, in the caller's thread: the taps
+        and hooks its step reads while traced. (Entered here, not in the step: a
+        strategy with several replicas traces the step once per replica, in
+        threads that take turns, and patches entered and left by each would
+        unwind out of order. What a trace records is kept per thread.)"""
+        model = self.model
+        precision = bool(self.half.any())
+        self._first_traced = None
+        with self.taps.recording(), _measuring_update(model, self._trace_state, precision), \
+                _capturing_loss(model, self._trace_state):
+            yield
+
+    def _trace_state(self) -> dict[str, Any] | None:
+        """What the watched step traced in this thread records (None: no trace here)."""
+        return getattr(self._local, "traced", None)
+
     def _watched_step(self, data: Any) -> tuple[Any, tuple[tf.Tensor, ...]]:
         model = self.model
         traced: dict[str, Any] = {}
-        precision = bool(self.half.any())
-        with self.taps.recording(), _measuring_update(model, traced, precision), \
-                _capturing_loss(model, traced):
+        self._local.traced = traced
+        self.taps.reset()
+        try:
             logs = model.train_step(data)
+        finally:
+            self._local.traced = None
         tapped, act_sums, act_counts = self.taps.stats()
         variables = traced.get("variables", [])
         traced["tapped"] = tapped
         traced["var_layer"] = np.array([self._owner.get(id(v), -1) for v in variables], dtype=np.int64)
-        self._traced = traced
+        if self._first_traced is None:
+            # Every replica traces the same step; the host reads the first's layout.
+            self._first_traced = self._traced = traced
         squares = traced.get("squares")
         if squares is None:  # the step applied no update through the model's optimizer
             squares = tf.zeros((3, 0))
@@ -324,7 +349,8 @@ class WatchedTrain:
             taken: list[Any] = []
             python_iterator = not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator))
             try:
-                outputs = self.watched(_kept(iterator, taken) if python_iterator else iterator)
+                with w.hooks():
+                    outputs = self.watched(_kept(iterator, taken) if python_iterator else iterator)
             except (StopIteration, tf.errors.OutOfRangeError):
                 raise  # an epoch's end passes through
             except Exception as exc:  # noqa: BLE001 - decided below: the user's error, or ours
@@ -408,7 +434,8 @@ class WatchCallback(keras.callbacks.Callback):
 
 
 @contextmanager
-def _measuring_update(model: Any, traced: dict[str, Any], precision: bool = False) -> Iterator[None]:
+def _measuring_update(model: Any, state: Callable[[], dict[str, Any] | None],
+                      precision: bool = False) -> Iterator[None]:
     """While the watched step is traced, the model's optimizer's apply_gradients
     measures the update it applies (the first call only: one update per step).
     With a LossScaleOptimizer the gradient norms are unscaled and a step it
@@ -421,7 +448,8 @@ def _measuring_update(model: Any, traced: dict[str, Any], precision: bool = Fals
     original = optimizer.apply_gradients
 
     def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
-        if "squares" in traced or args or kwargs:
+        traced = state()
+        if traced is None or "squares" in traced or args or kwargs:
             return original(grads_and_vars, *args, **kwargs)
         pairs = list(grads_and_vars)
         grads = [g for g, _ in pairs]
@@ -438,7 +466,7 @@ def _measuring_update(model: Any, traced: dict[str, Any], precision: bool = Fals
 
 
 @contextmanager
-def _capturing_loss(model: Any, traced: dict[str, Any]) -> Iterator[None]:
+def _capturing_loss(model: Any, state: Callable[[], dict[str, Any] | None]) -> Iterator[None]:
     """The step's own loss, as train_step gives it to the loss tracker (Keras's
     logged loss is the epoch's running mean of these)."""
     tracker = getattr(model, "_loss_tracker", None)
@@ -448,7 +476,9 @@ def _capturing_loss(model: Any, traced: dict[str, Any]) -> Iterator[None]:
     original = tracker.update_state
 
     def update_state(values: Any, *args: Any, **kwargs: Any) -> Any:
-        traced.setdefault("loss", values)
+        traced = state()
+        if traced is not None:
+            traced.setdefault("loss", values)
         return original(values, *args, **kwargs)
 
     with _instance_attribute(tracker, "update_state", update_state):
