@@ -24,3 +24,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _keras_dtype_policy_restored() -> object:
+    """Every test ends with Keras's global dtype policy as it found it: a demo
+    script run in-process (the corpus) sets mixed_float16 for good, as a user's
+    script may, and the models of the tests after it in that process would be
+    built in float16. (Only when Keras is loaded: tests/unit never imports it.)"""
+    import sys
+
+    keras = sys.modules.get("keras")
+    saved = keras.config.dtype_policy() if keras is not None else None
+    yield
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return
+    if saved is None:
+        saved = "float32"
+    if keras.config.dtype_policy() != saved:
+        keras.config.set_dtype_policy(saved)
