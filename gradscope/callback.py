@@ -52,7 +52,8 @@ class Callback(keras.callbacks.Callback):
 
     `callback.report` is the `gradscope.Report` so far: the diagnosis, then the
     training's figures and verdicts. One callback diagnoses the first fit it
-    is given; a later fit with the same callback is watched as the next phase.
+    is given; a later fit of the same model with it is watched as the next
+    phase, and a fit of another model starts over (diagnosed afresh).
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Callback(keras.callbacks.Callback):
                                   budget=float(budget), watch=bool(watch), watch_every=watch_every)
         self.bus = EventBus()
         self._session: Any = None
+        self._diagnosed: Any = None  # the model the session diagnosed
         self._watching: Any = None  # this fit's engine/watch.WatchCallback
         self._stopped: Any = None  # the train_function put aside while a stopped fit winds down
         self._shown = 0  # verdicts shown so far
@@ -98,6 +100,12 @@ class Callback(keras.callbacks.Callback):
         call = self._fit_call()
         if call is None:
             return
+        if self._session is not None and self._diagnosed is not self.model:
+            # The same callback given to another model's fit: that model is
+            # diagnosed afresh (callback.report is about it from now on).
+            self.bus = EventBus()
+            self._session = None
+            self._shown = 0
         if self._session is None:
             if not self._diagnose(call):
                 return
@@ -174,6 +182,7 @@ class Callback(keras.callbacks.Callback):
         self.bus.emit(RunStarted(script="<callback>", argv=(), gradscope_version=__version__,
                                  started_at=time.time()))
         self._session = Session(self.options, self.bus)
+        self._diagnosed = self.model
         self._session.diagnose_first(call)
         report = self.report
         if self.show:

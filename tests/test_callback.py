@@ -185,3 +185,20 @@ def test_under_gradscope_run_the_callback_leaves_the_work_to_the_cli(tmp_path: P
 def test_on_error_must_be_a_known_word() -> None:
     with pytest.raises(ValueError, match="on_error must be one of 'continue', 'stop', 'raise'"):
         gradscope.Callback(on_error="halt")
+
+
+def test_the_same_callback_on_another_model_diagnoses_that_one() -> None:
+    callback = gradscope.Callback(show=False, watch_every=6)
+    first = model_with("sigmoid")
+    first.fit(X, Y, batch_size=32, epochs=1, callbacks=[callback], verbose=0)
+    second = model_with("softmax")
+    second.fit(X, Y, batch_size=32, epochs=1, callbacks=[callback], verbose=0)
+    # The report is the second model's: its own cause, its one epoch
+    assert callback.report.headline is not None
+    assert callback.report.headline.check == "single-unit-softmax"
+    assert [e.fit for e in callback.report.events if isinstance(e, EpochEnded)] == [1]
+    # and the first model trains as Keras makes it, unwatched
+    from gradscope.engine.watch import WatchedTrain
+
+    assert not isinstance(first.train_function, WatchedTrain)
+    assert not isinstance(second.train_function, WatchedTrain)
