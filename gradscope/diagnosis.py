@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from gradscope.engine.fitdata import Batch
     from gradscope.engine.histograms import HistogramProbe
     from gradscope.engine.layers import LayerMeta
-    from gradscope.engine.target import ProbeTarget
+    from gradscope.engine.target import ProbeTarget, ReplicaTarget
     from gradscope.engine.to_facts import Step
 
 
@@ -219,15 +219,26 @@ class Diagnosis:
         """The probe steps; also builds the experiments' trainer and measures the
         evaluation batch before any step."""
         from gradscope.engine.histograms import HistogramProbe
+        from gradscope.engine.layers import probe_layers
         from gradscope.engine.probe import ProbeStep
-        from gradscope.engine.to_facts import disconnected_variables, layer_rows
+        from gradscope.engine.replicas import rows_of
+        from gradscope.engine.to_facts import disconnected_variables, head, layer_rows
         from gradscope.engine.training import to_tensors
 
         self.bus.emit(PhaseChanged("probe", total=max(1, self.options.steps)))
         x0, y0, sw0 = inputs.batches[0]
         xt, yt, swt = to_tensors(x0), to_tensors(y0), to_tensors(sw0)
         trainer, eval_set, eval_before = self._trainer(inputs, target, eager)
-        probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas, eager)
+        replica = self._replicas(inputs, target)
+        if replica is None:
+            probe = ProbeStep(target.model, target.optimizer, target.loss_fn, layers, metas, eager)
+        else:
+            probe = ProbeStep(replica.model, replica.optimizer, replica.loss_fn,
+                              probe_layers(replica.model), metas, eager, replica.strategy)
+            # The histograms run on one device: on one replica's share of the
+            # batch, so that no device holds more than a replica step's tensors.
+            share = -(-rows_of(xt) // replica.strategy.num_replicas_in_sync)  # type: ignore[operator]
+            xt, yt, swt = (None if t is None else head(t, share) for t in (xt, yt, swt))
         histograms = HistogramProbe(
             target.model, target.optimizer, target.loss_fn, layers, metas, eager
         )
@@ -243,6 +254,8 @@ class Diagnosis:
                 extra={"data_loss": result.data_loss, "reg_loss": result.reg_loss},
             ))
             self.bus.emit(LayerStats("probe", step + 1, layer_rows(metas, figures)))
+        if replica is not None:
+            replica.hand_back(target)  # the experiments go on from the probe's steps
         self._histograms(histograms, len(series), xt, yt, swt)
         disconnected = disconnected_variables(probe)
         # Their compiled graphs are a deep model's largest memory (1000
@@ -251,6 +264,34 @@ class Diagnosis:
         del histograms
         gc.collect()
         return trainer, eval_set, eval_before, series, disconnected
+
+    def _replicas(self, inputs: FitInputs, target: ProbeTarget) -> ReplicaTarget | None:
+        """The target made again under the user's MirroredStrategy, for probe
+        steps on every replica (None: one device; said in a note when the user's
+        model has several replicas)."""
+        from gradscope.engine.replicas import local_strategy, smallest_batch
+        from gradscope.engine.target import replica_target
+
+        strategy = local_strategy(inputs.model)
+        if strategy is None:
+            return None
+        replicas = strategy.num_replicas_in_sync
+        used = [inputs.batches[step % len(inputs.batches)] for step in range(max(1, self.options.steps))]
+        why = ""
+        if smallest_batch(used) < replicas:
+            why = f"a batch has fewer rows than the strategy's {replicas} replicas"
+        else:
+            try:
+                x, y, sw = inputs.batches[0]
+                replica = replica_target(target, inputs.model, strategy, x, y, sw)
+                self.bus.emit(Note("info", f"probe steps on the strategy's {replicas} replicas, "
+                                           "each on its shard of the batch"))
+                return replica
+            except Exception as exc:  # noqa: BLE001 - the one-device probe gives the same figures
+                why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        self.bus.emit(Note("info", f"probe steps on one device with the whole batch, not on the "
+                                   f"strategy's {replicas} replicas ({why})"))
+        return None
 
     def _trainer(self, inputs: FitInputs, target: ProbeTarget,
                  eager: bool) -> tuple[Trainer, tuple[Any, Any], tuple[np.ndarray, float]]:

@@ -97,3 +97,124 @@ def test_the_training_under_the_strategy_is_the_one_python_runs(result: dict) ->
     assert result["same_training"]
     # and no patch of ours outlives the watched step (replica threads take turns)
     assert result["layer_call_restored"]
+
+
+# --- the diagnosis's probe inside the strategy ------------------------------------
+
+PROBE_SCRIPT = textwrap.dedent("""
+    import json, os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from gradscope.engine.layers import describe, probe_layers
+    from gradscope.engine.probe import ProbeStep
+    from gradscope.engine.target import make_target, replica_target
+
+    seen = []  # (replica, rows) of every trace of the layer below: what each device computes on
+
+    class Rows(keras.layers.Layer):
+        def call(self, x):
+            if x.shape[0] is not None:
+                context = tf.distribute.get_replica_context()
+                replica = tf.get_static_value(context.replica_id_in_sync_group) if context else None
+                seen.append((None if replica is None else int(replica), int(x.shape[0])))
+            return x
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 8)).astype("float32")
+    # Feature 2 is negative in the first half of every batch of 32 and positive in
+    # the second: hidden unit 0 (below) is alive on the second replica's shard only.
+    X[:, 2] = np.abs(X[:, 2]) * np.where(np.arange(64) % 32 < 16, -1.0, 1.0)
+    Y = rng.integers(0, 3, size=64)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((8,)), Rows(name="rows"),
+            keras.layers.Dense(16, activation="relu", kernel_regularizer="l2", name="hidden"),
+            keras.layers.Dense(8, activation="tanh", name="squash"),
+            keras.layers.Dense(3, activation="softmax", name="out")])
+        model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(X, Y, batch_size=32, epochs=1, shuffle=False, verbose=0)  # the optimizer has state
+    hidden = model.get_layer("hidden")
+    kernel, bias = hidden.kernel.numpy(), hidden.bias.numpy()
+    kernel[:, 0], bias[0] = 0.0, 0.0
+    kernel[2, 0] = 5.0
+    hidden.kernel.assign(kernel); hidden.bias.assign(bias)
+
+    def steps(target, probe, feed):
+        seen.clear()
+        out = []
+        for step in range(3):
+            x, y = X[step % 2 * 32:][:32], Y[step % 2 * 32:][:32]
+            r = probe.run(*feed(x, y))
+            out.append({"loss": [r.loss, r.data_loss, r.reg_loss],
+                        "layers": [[f.grad_norm, f.weight_norm, f.update_ratio, f.act_mean, f.act_std,
+                                    f.act_saturated_frac, f.act_dead_frac] for f in probe.layer_figures(r)]})
+        return out
+
+    one_target = make_target(model, X[:32])
+    layers = probe_layers(one_target.model)
+    metas = describe(layers)
+    one_target.loss_fn(tf.constant(Y[:32]), one_target.model(X[:32]), None)
+    one = steps(one_target, ProbeStep(one_target.model, one_target.optimizer, one_target.loss_fn,
+                                      layers, metas),
+                lambda x, y: (tf.constant(x), tf.constant(y), None))
+    one_traced = list(seen)
+    two_target = make_target(model, X[:32])
+    replica = replica_target(two_target, model, strategy, X[:32], Y[:32], None)
+    two = steps(two_target, ProbeStep(replica.model, replica.optimizer, replica.loss_fn,
+                                      probe_layers(replica.model), metas, strategy=strategy),
+                lambda x, y: (x, y, None))
+    replica.hand_back(two_target)
+    close = lambda a, b: all(np.allclose(np.asarray(u), np.asarray(v), rtol=2e-4, atol=1e-6)
+                             for u, v in zip(a, b))
+    print("RESULT " + json.dumps({
+        "names": [m.name for m in metas], "one": one, "two": two,
+        "one_traced": one_traced, "two_traced": seen,
+        "same_weights_after": close([v.value for v in one_target.model.weights],
+                                    [v.value for v in two_target.model.weights]),
+        "same_optimizer_after": close([v.value for v in one_target.optimizer.variables],
+                                      [v.value for v in two_target.optimizer.variables]),
+        "user_untouched": close([v.value for v in model.weights], [kernel, bias]) is False,
+    }))
+""")
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    script = tmp_path_factory.mktemp("mirrored_probe") / "probe.py"
+    script.write_text(PROBE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line is not None, done.stderr[-3000:]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_the_probe_on_two_replicas_gives_the_one_device_figures(probed: dict) -> None:
+    names = probed["names"]
+    figure_names = ["grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "saturated", "dead"]
+    for step, (one, two) in enumerate(zip(probed["one"], probed["two"], strict=True), start=1):
+        # total, data and regularisation loss of the whole global batch
+        assert two["loss"] == pytest.approx(one["loss"], rel=2e-4, abs=1e-6), step
+        for name, a_row, b_row in zip(names, one["layers"], two["layers"], strict=True):
+            for what, a, b in zip(figure_names, a_row, b_row, strict=True):
+                if a is None:
+                    assert b is None, (step, name, what)
+                else:
+                    assert b == pytest.approx(a, rel=2e-4, abs=1e-6), (step, name, what, a, b)
+    hidden = names.index("hidden")
+    # hidden unit 0 is alive on one shard only: alive in the batch, as on one device
+    assert probed["two"][0]["layers"][hidden][6] == probed["one"][0]["layers"][hidden][6] < 1.0
+    # the steps left the same weights and optimizer state for the experiments
+    assert probed["same_weights_after"] and probed["same_optimizer_after"]
+
+
+def test_each_device_computes_on_its_shard_only(probed: dict) -> None:
+    # One device, the whole batch of 32; on two replicas, 16 rows on each device:
+    # a device holds one replica step's activations, not the global batch's.
+    assert {rows for _, rows in probed["one_traced"]} == {32}
+    assert sorted(map(tuple, probed["two_traced"])) == [(0, 16), (1, 16)], probed["two_traced"]

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from gradscope.engine.compiling import step_function
 from gradscope.engine.layers import LayerMeta, own_variables
+from gradscope.engine.replicas import distribute, replica_peers, whole_step
 from gradscope.engine.taps import ActivationTaps
 from gradscope.engine.training import forward_losses
 
@@ -226,15 +227,6 @@ def measured_apply(
     return tf.concat([squares, tf.transpose(tf.stack(counts)), scale_row[None, :]], axis=0)
 
 
-def replica_peers() -> Any:
-    """The replica context when the step runs on several replicas (a
-    MirroredStrategy's step on N devices), else None."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context
-
-
 def _precision_counts(g: Any) -> tf.Tensor:
     """[zeros, float16 subnormals, non-finite entries, entries] of a gradient (as
     computed: with a LossScaleOptimizer, scaled), one pass over its entries."""
@@ -268,7 +260,10 @@ class ProbeStep:
     """One compiled training step on `model` with `optimizer` that reports stats.
 
     `model` and `optimizer` are the probe's own (a clone, or the user's objects
-    inside a snapshot/restore when the model cannot be cloned).
+    inside a snapshot/restore when the model cannot be cloned). With `strategy`
+    (the user's MirroredStrategy, which `model` and `optimizer` were made under)
+    each replica steps on its shard of the batch and the figures are the whole
+    step's (engine/replicas.py).
     """
 
     def __init__(
@@ -279,8 +274,10 @@ class ProbeStep:
         layers: list[Any],
         metas: list[LayerMeta],
         eager: bool = False,
+        strategy: Any = None,
     ) -> None:
         self.model = model
+        self.strategy = strategy
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.layers = layers
@@ -301,7 +298,10 @@ class ProbeStep:
         # computing in float16 are counted (gradient-underflow).
         self.half = np.array([half_precision(layer) for layer in layers], dtype=bool)
         self.precision = bool(self.half.any()) or loss_scale(optimizer) is not None
-        self._fn: Any = step_function(self._step, eager)
+        self._fn: Any = step_function(self._step if strategy is None else self._replicated, eager)
+
+    def _replicated(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
+        return whole_step(self.strategy, self.strategy.run(self._step, args=(x, y, sw)))
 
     def _step(self, x: Any, y: Any, sw: Any) -> tuple[tf.Tensor, ...]:
         with self.taps.recording():
@@ -328,6 +328,8 @@ class ProbeStep:
 
     def run(self, x: Any, y: Any, sw: Any) -> StepResult:
         start = time.perf_counter()
+        if self.strategy is not None:
+            x, y, sw = (distribute(self.strategy, part) for part in (x, y, sw))
         losses, squares, act_sums, act_counts = self._fn(x, y, sw)
         losses_np = losses.numpy()
         squares_np = squares.numpy()

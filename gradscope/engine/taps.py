@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.engine.layer_calls import around_layer_calls
+from gradscope.engine.replicas import replica_peers
 
 # Flat-tail thresholds (docs/checks.md): a sigmoid output below 0.01 or above
 # 0.99 has a derivative under 4 % of its peak; tanh beyond +-0.98 likewise.
@@ -85,7 +86,9 @@ class ActivationTaps:
         if not order:
             return [], tf.zeros((0, 4), tf.float32), tf.zeros((0, 2), tf.float32)
         nan = tf.constant(float("nan"), tf.float32)
-        s1, s2, sat, alive, counts = [], [], [], [], []
+        s1, s2, sat, counts = [], [], [], []
+        alive: list[tf.Tensor] = []
+        units_alive: list[tuple[int, tf.Tensor]] = []  # (row, 1.0 per unit alive)
         for i in order:
             full = tf.cast(self.outputs[i], tf.float32)
             kind = self.kinds[i]
@@ -109,9 +112,8 @@ class ActivationTaps:
                 # A unit (last axis) is alive if positive for at least one sample;
                 # ReLU outputs are >= 0, so sign(max) is 1 for alive units, 0 for dead.
                 unit_max = tf.reduce_max(t, axis=list(range(rank - 1)))
-                alive.append(tf.reduce_sum(tf.sign(unit_max)))
-            else:
-                alive.append(nan)
+                units_alive.append((len(alive), tf.sign(unit_max)))
+            alive.append(nan)
             units = t.shape[-1] if rank else 1
             counts.append(
                 tf.stack(
@@ -121,11 +123,25 @@ class ActivationTaps:
                     ]
                 )
             )
+        for row, count in _alive_counts(units_alive):
+            alive[row] = count
         sums = tf.stack([tf.stack(s1), tf.stack(s2), tf.stack(sat), tf.stack(alive)], axis=1)
         return order, sums, tf.stack(counts)
 
 
 _RESHAPING = {"Flatten", "Reshape", "Permute", "InputLayer"}
+
+
+def _alive_counts(units_alive: list[tuple[int, tf.Tensor]]) -> list[tuple[int, tf.Tensor]]:
+    """Per layer, the units alive in the batch. On one of several replicas (a
+    MirroredStrategy's step) a unit is alive if it is on any replica's shard:
+    the indicators are all-reduced (one call; every replica makes it), so each
+    replica counts the whole batch's alive units."""
+    peers = replica_peers()
+    indicators = [t for _, t in units_alive]
+    if peers is not None and indicators:
+        indicators = peers.all_reduce(tf.distribute.ReduceOp.SUM, indicators)
+    return [(row, tf.reduce_sum(tf.sign(t))) for (row, _), t in zip(units_alive, indicators, strict=True)]
 
 
 def _element_count(t: tf.Tensor) -> tf.Tensor:

@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras.src import tree
 from keras.src.trainers.compile_utils import CompileLoss
 
 from gradscope.engine.snapshot import VariableSnapshot, nbytes
@@ -116,36 +117,7 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
             "restored afterwards",
         )
     try:
-        clone = keras.models.clone_model(model, recursive=True)
-        if not clone.built or not clone.weights:
-            clone(x)
-        src, dst = model.weights, clone.weights
-        if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)):
-            raise ValueError("the clone's weights do not line up with the model's")
-        if {id(v) for v in src} & {id(v) for v in dst}:
-            raise ValueError("the clone shares weights with the model")
-        for s, d in zip(src, dst, strict=True):
-            d.assign(s.value)
-        # Trainable flags set after construction are not all in the config:
-        # copy them top-down (a container's flag propagates, then leaves override).
-        originals = model._flatten_layers(include_self=True, recursive=True)
-        copies = clone._flatten_layers(include_self=True, recursive=True)
-        if len(originals) != len(copies):
-            raise ValueError("the clone's layers do not line up with the model's")
-        for layer, copy in zip(originals, copies, strict=True):
-            if type(copy) is not type(layer):
-                raise ValueError("the clone's layers do not line up with the model's")
-            if copy.trainable != layer.trainable:
-                copy.trainable = layer.trainable
-            _copy_lookup_table(layer, copy)
-            # A subclassed model's clone builds its sublayers anew, under fresh
-            # auto-names (dense_7 for the user's dense): rows must carry the user's.
-            if copy.name != layer.name:
-                copy.name = layer.name
-        if [tuple(v.shape) for v in model.trainable_variables] != [
-            tuple(v.shape) for v in clone.trainable_variables
-        ]:
-            raise ValueError("the clone's trainable variables differ from the model's")
+        clone = clone_with_weights(model, x)
         opt, copied = _copy_optimizer(user_opt, list(clone.trainable_variables))
         target = ProbeTarget(clone, opt, loss_fn, "clone", optimizer_state_copied=copied)
         if not copied:
@@ -160,6 +132,44 @@ def make_target(model: Any, x: Any, seed_note: list[str] | None = None) -> Probe
         model, user_opt, loss_fn,
         f"the model could not be cloned ({reason}); probed in place and restored every variable",
     )
+
+
+def clone_with_weights(model: Any, x: Any) -> Any:
+    """A clone of the model (built on `x` if need be) with its weights, trainable
+    flags, layer names and lookup tables; raises ValueError where the clone does
+    not line up with the model. Under a strategy's scope, the clone's variables
+    are the strategy's (mirrored)."""
+    clone = keras.models.clone_model(model, recursive=True)
+    if not clone.built or not clone.weights:
+        clone(x)
+    src, dst = model.weights, clone.weights
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)):
+        raise ValueError("the clone's weights do not line up with the model's")
+    if {id(v) for v in src} & {id(v) for v in dst}:
+        raise ValueError("the clone shares weights with the model")
+    for s, d in zip(src, dst, strict=True):
+        d.assign(s.value)
+    # Trainable flags set after construction are not all in the config:
+    # copy them top-down (a container's flag propagates, then leaves override).
+    originals = model._flatten_layers(include_self=True, recursive=True)
+    copies = clone._flatten_layers(include_self=True, recursive=True)
+    if len(originals) != len(copies):
+        raise ValueError("the clone's layers do not line up with the model's")
+    for layer, copy in zip(originals, copies, strict=True):
+        if type(copy) is not type(layer):
+            raise ValueError("the clone's layers do not line up with the model's")
+        if copy.trainable != layer.trainable:
+            copy.trainable = layer.trainable
+        _copy_lookup_table(layer, copy)
+        # A subclassed model's clone builds its sublayers anew, under fresh
+        # auto-names (dense_7 for the user's dense): rows must carry the user's.
+        if copy.name != layer.name:
+            copy.name = layer.name
+    if [tuple(v.shape) for v in model.trainable_variables] != [
+        tuple(v.shape) for v in clone.trainable_variables
+    ]:
+        raise ValueError("the clone's trainable variables differ from the model's")
+    return clone
 
 
 def _copy_lookup_table(layer: Any, copy: Any) -> None:
@@ -202,3 +212,51 @@ def _state_bytes(model: Any, optimizer: Any) -> int:
     if getattr(optimizer, "built", False):
         return weights + nbytes(list(optimizer.variables))
     return weights + 2 * nbytes(list(model.trainable_variables))
+
+
+@dataclass
+class ReplicaTarget:
+    """The probe target made again under the user's MirroredStrategy: its probe
+    steps run on every replica (engine/replicas.py), then `hand_back` gives
+    the target the state they left, for the experiments that follow."""
+
+    model: Any
+    optimizer: Any
+    loss_fn: Any
+    strategy: Any
+
+    def hand_back(self, target: ProbeTarget) -> None:
+        """The target's weights and optimizer state become this one's."""
+        for src, dst in _paired(self.model.weights, target.model.weights):
+            dst.assign(src.value)
+        for src, dst in _paired(self.optimizer.variables, target.optimizer.variables):
+            dst.assign(src.value)
+
+
+def _paired(src: list[Any], dst: list[Any]) -> list[tuple[Any, Any]]:
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)):
+        raise ValueError("the replicated probe's variables do not line up with the clone's")
+    return list(zip(src, dst, strict=True))
+
+
+def replica_target(target: ProbeTarget, user_model: Any, strategy: Any, x: Any, y: Any,
+                   sw: Any) -> ReplicaTarget:
+    """A clone of the target's model and optimizer (weights and state) made under
+    `strategy`, whose variables are mirrored on its devices; its loss, the
+    user's compiled loss, built on a row of (x, y, sw) (its trackers are
+    variables: they must be the strategy's too)."""
+    if target.mode != "clone":
+        raise ValueError("the model is probed in place, not on a clone")
+    with strategy.scope():
+        clone = clone_with_weights(target.model, x)
+        optimizer, copied = _copy_optimizer(target.optimizer, list(clone.trainable_variables))
+        if not copied:
+            raise ValueError("the optimizer's state could not be copied")
+        _paired(optimizer.variables, target.optimizer.variables)
+        loss_fn = _user_loss_fn(user_model)
+        loss_fn(_first_row(y), clone(_first_row(x), training=False), _first_row(sw))
+    return ReplicaTarget(clone, optimizer, loss_fn, strategy)
+
+
+def _first_row(struct: Any) -> Any:
+    return None if struct is None else tree.map_structure(lambda a: a[:1], struct)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras.src import tree
 
 from gradscope.engine.compiling import step_function
+from gradscope.engine.replicas import replica_part
 
 
 def to_tensors(struct: Any) -> Any:
@@ -23,11 +24,13 @@ def forward_losses(
     """(data loss, regularisation loss, total, scaled total) of a training-mode
     forward pass, as Keras's train_step computes them: the user's compiled loss,
     plus the model's added losses, scaled by a LossScaleOptimizer if there is one.
+    On one of several replicas, the replica's part of the step's loss (Keras
+    divides the mean loss by their number; engine/replicas.py).
     Call inside the GradientTape."""
     y_pred = model(x, training=True)
     data_loss = tf.cast(loss_fn(y, y_pred, sw), tf.float32)
     extra = [tf.cast(tf.reduce_sum(t), tf.float32) for t in model.losses]
-    reg_loss = tf.add_n(extra) if extra else tf.constant(0.0)
+    reg_loss = replica_part(tf.add_n(extra)) if extra else tf.constant(0.0)
     total = data_loss + reg_loss
     scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
     return data_loss, reg_loss, total, scaled
