@@ -5,6 +5,7 @@ global batches, and the training stays the one python runs."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -218,3 +219,73 @@ def test_each_device_computes_on_its_shard_only(probed: dict) -> None:
     # a device holds one replica step's activations, not the global batch's.
     assert {rows for _, rows in probed["one_traced"]} == {32}
     assert sorted(map(tuple, probed["two_traced"])) == [(0, 16), (1, 16)], probed["two_traced"]
+
+
+RUN_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(512, 8)).astype("float32")
+    Y = (X[:, 0] - X[:, 1] > 0).astype("float32")
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", kernel_regularizer="l2", name="hidden"),
+            keras.layers.Dense(8, activation="tanh", name="squash"),
+            keras.layers.Dense(1, activation="sigmoid", name="out")])
+        model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
+        return model
+
+    if sys.argv[1:] == ["mirrored"]:
+        with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+            model = build()
+    else:
+        model = build()
+    model.fit(X, Y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+""")
+
+
+def _gradscope_run(script: str, tmp: object, how: str) -> dict:
+    out = f"{tmp}/{how}"
+    done = subprocess.run(
+        [sys.executable, "-m", "gradscope", "run", "--headless", "--seed", "1", "--steps", "3",
+         "--csv", f"{out}.csv", "--verdicts", f"{out}-verdicts.csv", "--json", f"{out}.json",
+         script, how],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    with open(f"{out}.csv") as rows, open(f"{out}-verdicts.csv") as verdicts, open(f"{out}.json") as report:
+        return {"rc": done.returncode, "rows": list(csv.DictReader(rows)),
+                "verdicts": verdicts.read(), "json": json.load(report), "stderr": done.stderr}
+
+
+def test_gradscope_run_under_the_strategy_reports_what_one_device_does(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("mirrored_run")
+    script = tmp / "train.py"
+    script.write_text(RUN_SCRIPT)
+    one = _gradscope_run(str(script), tmp, "one")
+    two = _gradscope_run(str(script), tmp, "mirrored")
+    assert one["rc"] == two["rc"] == 0, two["stderr"][-2000:]
+    # the same verdicts, word for word
+    assert two["verdicts"] == one["verdicts"]
+    # the same probe and training rows, to float32 rounding
+    assert [(r["phase"], r["step"], r["layer"]) for r in two["rows"]] == [
+        (r["phase"], r["step"], r["layer"]) for r in one["rows"]]
+    assert {r["phase"] for r in one["rows"]} == {"probe", "train"}
+    for a, b in zip(one["rows"], two["rows"], strict=True):
+        for column in ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
+                       "act_saturated_frac", "act_dead_frac"):
+            if a[column] == "":
+                assert b[column] == "", (a, column)
+            else:
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=2e-4, abs=1e-5), (a, b, column)
+    # and the run says where the probe ran
+    notes = json.dumps(two["json"])
+    assert "probe steps on the strategy's 2 replicas" in notes
+    assert "replicas" not in json.dumps(one["json"])
