@@ -17,8 +17,9 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from gradscope import workers
 from gradscope.diagnosis import Diagnosis, FitInputs
-from gradscope.events import EventBus, PhaseChanged, RunFinished
+from gradscope.events import EventBus, Note, PhaseChanged, RunFinished
 from gradscope.internal import is_our_bug, lost, strict
 from gradscope.options import RunOptions
 
@@ -37,6 +38,8 @@ class Session:
         self.diagnosis = Diagnosis(options, bus)
         self.watch: Any = None  # engine/watch.Watch, from the first fit on
         self.data: Any = None  # engine/fitdata.FitData of the first fit, once read
+        self.role = workers.role()  # several workers: only the chief diagnoses and reports
+        self._keras_cannot_fit = False  # the user's fit failed as Keras does under several workers
 
     # -- the interceptor's entry point ------------------------------------
     def on_fit(self, call: FitCall) -> Any:
@@ -44,13 +47,27 @@ class Session:
         from gradscope.intercept import ProbeFinished
 
         self.fit_seen = True
-        args, kwargs = self.diagnose_first(call)
+        if self.role.multi and call.method == "fit" and not self.options.probe_only \
+                and workers.keras_cannot_fit(call.model):
+            # Keras fails before its first step on every worker: a diagnosis would
+            # only delay its error and report on a training that cannot start.
+            args, kwargs = call.args, call.kwargs
+        else:
+            # Several workers: every one diagnoses, only the chief has outputs. The
+            # probe of a model's own train_step runs in place, on the strategy's
+            # variables: its all-reduces need every worker (docs/architecture.md).
+            args, kwargs = self.diagnose_first(call)
         if self.options.probe_only:
             self.bus.emit(PhaseChanged("done"))
             raise ProbeFinished()
         self.bus.emit(PhaseChanged("train", total=fit_epochs(call)))
         args, kwargs = self._watched(call, args, kwargs)
-        return call.run_original(args, kwargs)
+        try:
+            return call.run_original(args, kwargs)
+        except Exception as error:
+            if self.role.multi and workers.is_keras_multiworker_fit_error(error):
+                self._keras_cannot_fit = True  # said once, under the traceback (finish)
+            raise
 
     def diagnose_first(self, call: FitCall) -> tuple[tuple, dict]:
         """The diagnosis of the first fit (what `gradscope run`, `gradscope.diagnose`
@@ -82,6 +99,12 @@ class Session:
         """The user's fit with the watch on (engine/watch.py): per-layer figures of
         every K-th training step, the epochs' logs, the checks on the training.
         train_on_batch loops get the watched steps without epochs."""
+        if self.role.multi:
+            # Off: its extra reduces would not match the other workers' collectives,
+            # and Keras reduces a watched step's scalar outputs on axis 0 (no such axis).
+            self.bus.emit(Note("info", "the watch is off under MultiWorkerMirroredStrategy "
+                                       "(several workers): the report is the probe's"))
+            return args, kwargs
         try:
             from gradscope.engine.watch import with_callback
 
@@ -115,15 +138,25 @@ class Session:
         return callback
 
     def verdict_exit_code(self) -> int:
-        return self.bus.report.verdict_exit_code()
+        """1 with an error verdict, else 0; another worker than the chief takes the chief's code."""
+        return workers.chief_exit_code(self.role, self.bus.report.verdict_exit_code())
 
     def finish(self, status: str, exit_code: int, *, error: str = "", traceback: str = "") -> None:
         if self._finished:
             return
         self._finished = True
-        self.bus.emit(RunFinished(status=status, exit_code=exit_code, error=error,
-                                  traceback=traceback))
-        self.bus.close()
+        try:
+            if self._keras_cannot_fit:
+                self.bus.emit(Note("error", workers.cannot_fit_line()))
+            self.bus.emit(RunFinished(status=status, exit_code=exit_code, error=error,
+                                      traceback=traceback))
+            self.bus.close()
+        finally:
+            # Several workers: the chief's code is every worker's (workers.py).
+            if self.role.chief:
+                workers.share_exit_code(self.role, exit_code)
+            else:
+                workers.say_finished(self.role)
 
     def _diagnose(self, call: FitCall) -> tuple[tuple, dict]:
         """Read the fit's data without costing the user's fit any, then diagnose."""

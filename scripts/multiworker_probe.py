@@ -77,6 +77,10 @@ CASES: dict[str, str] = {
                      "key-value store 3 s late, the other waits for it (how exit codes can agree)"),
     "rank1-logs-late-chief": ("rank1-logs-train-on-batch, the chief starts training 65 s late "
                               "(as after a chief-only diagnosis): does the other wait, or fail?"),
+    "rank1-logs-chief-exits": ("rank1-logs-train-on-batch, then the chief alone exits 5 "
+                               "(sys.exit): which code does each worker end with?"),
+    "rank1-logs-chief-dies": ("rank1-logs-train-on-batch, then the chief dies (os._exit(9)): "
+                              "does the other end, or wait for it?"),
     "rank1-logs-fit": "arrays to fit; the model's train_step returns its logs as shape (1,)",
     "rank1-logs-train-on-batch": "train_on_batch on each worker's half; train_step logs of shape (1,)",
     "rank1-logs-fit-private-unset": "fit-private-unset with the train_step of shape-(1,) logs",
@@ -192,7 +196,8 @@ def _worker(case: str) -> int:
         fit.update(x=Batches())
     elif case == "pydataset-steps":
         fit.update(x=Batches(), steps_per_epoch=4)
-    elif case in ("train-on-batch", "rank1-logs-train-on-batch", "rank1-logs-late-chief"):
+    elif case in ("train-on-batch", "rank1-logs-train-on-batch", "rank1-logs-late-chief",
+                  "rank1-logs-chief-exits", "rank1-logs-chief-dies"):
         # each worker its own half of every global batch (as DATA sharding would give it)
         index = int(task.get("index", 0))
         half = GLOBAL_BATCH // 2
@@ -205,6 +210,10 @@ def _worker(case: str) -> int:
                 loss = model.train_on_batch(x[s], y[s])
             losses.append(float(loss if not isinstance(loss, list) else loss[0]))
         print(RESULT, json.dumps({"case": case, "task": task, "loss": losses}), flush=True)
+        if index == 0 and case == "rank1-logs-chief-exits":
+            return 5
+        if index == 0 and case == "rank1-logs-chief-dies":
+            os._exit(9)  # as if killed: no clean-up, no exit handler
         return 0
     elif case in ("fit-private-unset", "rank1-logs-fit-private-unset"):
         # Keras 3's fit() reduces the first PerReplica batch across workers in
@@ -279,7 +288,9 @@ class WorkerOutcome:
         A message over several lines (a PerReplica printed in full) keeps its
         first and last lines.
         """
-        lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+        # (gradscope's own lines under the traceback are not the error)
+        lines = [ln.strip() for ln in self.stderr.splitlines()
+                 if ln.strip() and not ln.startswith("gradscope:")]
         for at in range(len(lines) - 1, -1, -1):
             head = lines[at].split(":", 1)[0]
             if head.endswith(("Error", "Exception", "Exit")) and " " not in head:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from gradscope import workers
 from gradscope.errors import UsageError
 from gradscope.events import Sink
 from gradscope.options import RunOptions
@@ -80,7 +81,12 @@ def build_sinks(options: RunOptions) -> list[Sink]:
 
     Every path is checked before any is opened, so a bad one raises UsageError
     before the run starts and before any other output file is created or truncated.
+    A worker of a multi-worker cluster that is not its chief gets none: it would
+    write the chief's files in the same places and repeat its lines (gradscope/workers.py).
     """
+    if not workers.role().chief:
+        # Live mode's child still feeds its parent (which decides on a UI).
+        return [RecordSink.to_fd(options.events_fd)] if options.events_fd is not None else []
     wanted = output_files(options)
     csv_target = _csv_target(options)
     makers: dict[str, Callable[[str], Sink]] = {
