@@ -5,9 +5,13 @@ shared and noisy: we report the median of per-pair ratios). Models:
   mlp   Dense 784-256-256-10, batch 128
   cnn   small CNN on 28x28x1, batch 64
   deep  50 x Dense(128) + Dense(10), batch 128
-Targets: probe / Keras <= 1.0 for mlp and cnn, <= 1.15 for deep.
+  mirrored  the mlp under MirroredStrategy on 2 logical CPU devices, global
+        batch 128: the probe's step on both replicas (each on its shard, from
+        the host's batch) against Keras's own distributed step (its train
+        function on a distributed dataset, as fit runs it)
+Targets: probe / Keras <= 1.0 for mlp and cnn, <= 1.15 for deep, <= 1.1 for mirrored.
 
-    python scripts/bench_probe.py [--pairs 60] [--models mlp,cnn,deep]
+    python scripts/bench_probe.py [--pairs 60] [--models mlp,cnn,deep,mirrored]
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import tensorflow as tf  # noqa: E402
 
 from gradscope.engine.layers import describe, probe_layers  # noqa: E402
 from gradscope.engine.probe import ProbeStep  # noqa: E402
-from gradscope.engine.target import make_target  # noqa: E402
+from gradscope.engine.target import make_target, replica_target  # noqa: E402
 
-TARGETS = {"mlp": 1.0, "cnn": 1.0, "deep": 1.15}
+TARGETS = {"mlp": 1.0, "cnn": 1.0, "deep": 1.15, "mirrored": 1.1}
 
 
 def build(kind: str) -> tuple[keras.Model, np.ndarray, np.ndarray]:
@@ -66,7 +70,53 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
+def _paired(kind: str, pairs: int, keras_step: object, probe_step: object) -> float:
+    ratios, keras_ms, probe_ms = [], [], []
+    for i in range(pairs):
+        # Alternate the order so neither side always runs on a warmer cache.
+        if i % 2:
+            p = _timed(probe_step)
+            k = _timed(keras_step)
+        else:
+            k = _timed(keras_step)
+            p = _timed(probe_step)
+        ratios.append(p / k)
+        keras_ms.append(k * 1e3)
+        probe_ms.append(p * 1e3)
+    ratio = statistics.median(ratios)
+    print(
+        f"{kind:8s} keras {statistics.median(keras_ms):7.2f} ms  probe "
+        f"{statistics.median(probe_ms):7.2f} ms  median ratio {ratio:.3f}  "
+        f"(target <= {TARGETS[kind]:.2f}: {'ok' if ratio <= TARGETS[kind] else 'MISSED'})",
+        flush=True,
+    )
+    return ratio
+
+
+def bench_mirrored(pairs: int) -> float:
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model, x, y = build("mlp")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x)).repeat()
+    # One step of fit builds what its train function needs (and gives the
+    # optimizer state, as mid-training); then that function, stepped alone.
+    model.fit(data, steps_per_epoch=1, epochs=1, shuffle=False, verbose=0)
+    iterator = iter(strategy.experimental_distribute_dataset(data))
+    train = model.train_function
+    target = make_target(model, x)
+    replica = replica_target(target, model, strategy, x, y, None)
+    layers = probe_layers(replica.model)
+    probe = ProbeStep(replica.model, replica.optimizer, replica.loss_fn, layers, describe(layers),
+                      strategy=strategy)
+    for _ in range(5):  # warm up both (tracing, allocations)
+        train(iterator)
+        probe.run(x, y, None)
+    return _paired("mirrored", pairs, lambda: train(iterator), lambda: probe.run(x, y, None))
+
+
 def bench(kind: str, pairs: int) -> float:
+    if kind == "mirrored":
+        return bench_mirrored(pairs)
     model, x, y = build(kind)
     model.train_on_batch(x, y)  # the user's optimizer has state, as mid-training
     target = make_target(model, x)
@@ -77,33 +127,18 @@ def bench(kind: str, pairs: int) -> float:
     for _ in range(5):  # warm up both (tracing, allocations)
         model.train_on_batch(x, y)
         probe.run(xt, yt, None)
-    ratios, keras_ms, probe_ms = [], [], []
-    for i in range(pairs):
-        # Alternate the order so neither side always runs on a warmer cache.
-        if i % 2:
-            p = _timed(lambda: probe.run(xt, yt, None))
-            k = _timed(lambda: model.train_on_batch(x, y))
-        else:
-            k = _timed(lambda: model.train_on_batch(x, y))
-            p = _timed(lambda: probe.run(xt, yt, None))
-        ratios.append(p / k)
-        keras_ms.append(k * 1e3)
-        probe_ms.append(p * 1e3)
-    ratio = statistics.median(ratios)
-    print(
-        f"{kind:5s} keras {statistics.median(keras_ms):7.2f} ms  probe "
-        f"{statistics.median(probe_ms):7.2f} ms  median ratio {ratio:.3f}  "
-        f"(target <= {TARGETS[kind]:.2f}: {'ok' if ratio <= TARGETS[kind] else 'MISSED'})",
-        flush=True,
-    )
-    return ratio
+    return _paired(kind, pairs, lambda: model.train_on_batch(x, y), lambda: probe.run(xt, yt, None))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=60)
-    parser.add_argument("--models", default="mlp,cnn,deep")
+    parser.add_argument("--models", default="mlp,cnn,deep,mirrored")
     args = parser.parse_args()
+    if "mirrored" in args.models.split(","):
+        # Before TensorFlow sets its devices up: two logical devices on the CPU.
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     print(f"device: {tf.config.list_physical_devices('GPU') or 'CPU'}; pairs: {args.pairs}")
     for kind in args.models.split(","):
         bench(kind, args.pairs)
