@@ -6,9 +6,12 @@
 #   bash scripts/gpu_check.sh            # about 3 minutes on one GPU
 #
 # 1. what TensorFlow sees; 2. the probe step against Keras's own step
-# (scripts/bench_probe.py: ratios, medians); 3. the watched step's cost
-# (scripts/bench_watch.py); 4. a mixed-precision demo, healthy and underflowing,
-# under `gradscope run --headless` (verdicts and the per-layer CSV).
+# (scripts/bench_probe.py: ratios, medians; its MirroredStrategy row runs on two
+# logical CPUs); 3. peak memory per device, the probe on two replicas against
+# Keras's distributed step (scripts/replica_memory.py: one GPU is split in two
+# logical GPUs); 4. the watched step's cost (scripts/bench_watch.py); 5. the
+# mixed-precision demos, healthy, underflowing and overflowing, under
+# `gradscope run --headless` (verdicts and the per-layer CSV).
 set -uo pipefail
 out=${OUT:-/tmp}/gradscope-gpu-check
 mkdir -p "$out"
@@ -20,6 +23,9 @@ python -c "import tensorflow as tf; print('tensorflow', tf.__version__, 'GPUs:',
 
 echo "== probe step / Keras step (bench_probe)"
 timeout 300 python scripts/bench_probe.py --pairs 30 2>&1 | tail -8
+
+echo "== peak memory per device (replica_memory)"
+timeout 300 python scripts/replica_memory.py 2>&1 | tail -6
 
 echo "== watched step (bench_watch)"
 timeout 300 python scripts/bench_watch.py --pairs 5 --no-memory 2>&1 | tail -8
