@@ -138,8 +138,8 @@ def share_exit_code(me: Role, code: int) -> None:
     coordination service (which lives in this process) up until each has said it
     finished, at most DONE_WAIT_S. A worker that died or never ends costs that
     wait once, never more."""
-    ctx = _context()
-    if ctx is None or not me.chief:
+    ctx = _context() if me.multi and me.chief else None
+    if ctx is None:
         return
     try:
         ctx.set_config_key_value(_CODE_KEY, str(code))
