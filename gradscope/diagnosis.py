@@ -413,6 +413,14 @@ class Diagnosis:
         from gradscope.engine.to_facts import layer_rows
 
         model = inputs.model
+        strategy = getattr(model, "_distribute_strategy", None)
+        if strategy is not None:
+            # Run outside the strategy's replicas, the step's first apply would
+            # build the optimizer outside its scope and break it for the fit.
+            self.issue([custom_step_verdict(model, custom, static.forward_error,
+                                            strategy=type(strategy).__name__)])
+            self.issue_deferred(None)
+            return
         with_experiments = (
             target.loss_fn is not None
             and static.forward_error is None

@@ -43,11 +43,14 @@ def custom_step_verdict(
     probe_error: BaseException | None = None,
     loss_log: str | None = None,
     experiments: bool = False,
+    strategy: str | None = None,
 ) -> Verdict:
     """What gradscope probed of a model with its own training code: its own
     train_step (when it overrides it: `loss_log` says which log gave the loss,
     `probe_error` why that step could not run), else Keras's standard step on
-    the compiled loss (an own compute_loss alone)."""
+    the compiled loss (an own compute_loss alone). `strategy`: the class of the
+    distribution strategy the model was built under, where its own train_step
+    was not run (it would run outside the strategy's replicas)."""
     from gradscope.checks.catalogue import verdict
     from gradscope.engine.target import compiled_loss
 
@@ -65,7 +68,19 @@ def custom_step_verdict(
             "checks that read the model's outputs (output activation and units against the "
             "loss) were skipped; the data, label and compile checks ran."
         )
-    if "train_step" in overridden and probe_error is not None:
+    if "train_step" in overridden and strategy is not None:
+        message = (
+            f"{cls} overrides {methods} and was built under {strategy}: gradscope does not run "
+            "a model's own train_step() under a distribution strategy, so it took no gradient "
+            "or activation figures and ran no dynamic checks (the data and model checks still "
+            "ran). Your training is not affected." + no_forward
+        )
+        fix = (
+            "For the figures, run the script once without the strategy (on one device); "
+            "gradscope then probes your train_step()."
+        )
+        probed = False
+    elif "train_step" in overridden and probe_error is not None:
         message = (
             f"{cls} overrides {methods}; gradscope ran it on your first batches to probe it, "
             f"and it failed ({_first_line(probe_error)}): no gradient or activation figures "

@@ -289,3 +289,54 @@ def test_gradscope_run_under_the_strategy_reports_what_one_device_does(
     notes = json.dumps(two["json"])
     assert "probe steps on the strategy's 2 replicas" in notes
     assert "replicas" not in json.dumps(one["json"])
+
+
+OWN_STEP_SCRIPT = textwrap.dedent("""
+    import os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    class Own(keras.Sequential):
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 8)).astype("float32")
+    Y = (X[:, 0] - X[:, 1] > 0).astype("float32")
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        model = Own([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                     keras.layers.Dense(1, activation="sigmoid")])
+        model.compile("adam", "binary_crossentropy")
+    history = model.fit(X, Y, batch_size=32, epochs=2, verbose=0)
+    print("LOSSES", history.history["loss"])
+""")
+
+
+def test_an_own_train_step_under_the_strategy_is_not_run_and_the_training_is_pythons(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Run outside the replicas, the step's first apply built the optimizer outside
+    # the strategy's scope: the user's fit then failed ('Adam' has no '_momentums').
+    tmp = tmp_path_factory.mktemp("mirrored_own_step")
+    script = tmp / "own.py"
+    script.write_text(OWN_STEP_SCRIPT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    run = subprocess.run([sys.executable, "-m", "gradscope", "run", "--headless", "--steps", "2",
+                          "--csv", str(tmp / "rows.csv"), "--verdicts", str(tmp / "verdicts.csv"), str(script)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    losses = [line for line in run.stdout.splitlines() if line.startswith("LOSSES")]
+    assert losses and losses == [line for line in plain.stdout.splitlines() if line.startswith("LOSSES")]
+    with open(tmp / "verdicts.csv") as f:
+        verdicts = list(csv.DictReader(f))
+    said = [v for v in verdicts if v["check"] == "custom-train-step"]
+    assert said and "built under MirroredStrategy" in said[0]["message"], verdicts
