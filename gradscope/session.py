@@ -47,15 +47,25 @@ class Session:
         from gradscope.intercept import ProbeFinished
 
         self.fit_seen = True
+        if not self.role.chief:
+            # Another worker of several: the script's own fit, as under python; it
+            # waits in its first all-reduce while the chief diagnoses (the probe
+            # makes no collective call: docs/architecture.md). After --probe-only's
+            # probe the chief never trains, so this worker must not start either.
+            if self.options.probe_only:
+                raise ProbeFinished()
+            return call.run_original(call.args, call.kwargs)
         if self.role.multi and call.method == "fit" and not self.options.probe_only \
                 and workers.keras_cannot_fit(call.model):
             # Keras fails before its first step on every worker: a diagnosis would
             # only delay its error and report on a training that cannot start.
             args, kwargs = call.args, call.kwargs
+        elif self.role.multi and workers.in_strategy_scope():
+            # The probe's clone would be the strategy's: its steps would all-reduce
+            # with workers that never run them (measured: both fail).
+            self.bus.emit(Note("warning", workers.NOT_DIAGNOSED_IN_SCOPE))
+            args, kwargs = call.args, call.kwargs
         else:
-            # Several workers: every one diagnoses, only the chief has outputs. The
-            # probe of a model's own train_step runs in place, on the strategy's
-            # variables: its all-reduces need every worker (docs/architecture.md).
             args, kwargs = self.diagnose_first(call)
         if self.options.probe_only:
             self.bus.emit(PhaseChanged("done"))

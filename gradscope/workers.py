@@ -119,6 +119,20 @@ def cannot_fit_line() -> str:
             "trains there")
 
 
+NOT_DIAGNOSED_IN_SCOPE = (
+    "not diagnosed: the script trains inside strategy.scope() of MultiWorkerMirroredStrategy, "
+    "where the probe's steps would all-reduce with workers that do not run them; "
+    "your training runs as under python")
+
+
+def in_strategy_scope() -> bool:
+    """Whether the script's training call runs inside a strategy's scope (what the
+    probe then builds would be the strategy's)."""
+    import tensorflow as tf
+
+    return bool(tf.distribute.has_strategy())
+
+
 def _context() -> Any:
     """TensorFlow's eager context when a multi-worker strategy has started the
     coordination service in this process, else None (then no worker can be reached)."""

@@ -129,14 +129,18 @@ def test_gradscope_says_in_one_line_that_keras_cannot_fit_multiworker(fit_under_
 @needs_loopback
 def test_gradscope_on_every_worker_chief_reports_others_silent(plain_rank1, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     outcome = mw.run_case("rank1-logs-train-on-batch", timeout=TIMEOUT,
-                          gradscope_args=["--headless"], workdir=tmp_path)
+                          gradscope_args=["--headless", "--json", "report.json"], workdir=tmp_path)
     assert not outcome.hung, outcome.line()
     chief, other = outcome.workers
     assert chief.returncode == other.returncode == 0, outcome.line()
     assert outcome.trained, outcome.line()
-    assert _csv_lines(chief.stdout) and _gradscope_lines(chief.stderr)  # the chief reports
-    assert not _csv_lines(other.stdout) and not _gradscope_lines(other.stderr)  # the other is silent
-    assert not other.files  # and writes no file
+    # the chief reports: its summary, its file (a model's own train_step under a
+    # strategy gets the data and model checks, no probe rows: custom-train-step)
+    assert _gradscope_lines(chief.stderr) and chief.files == ["report.json"]
+    assert "custom-train-step" in chief.stderr
+    # the other is silent and writes no file
+    assert not _csv_lines(other.stdout) and not _gradscope_lines(other.stderr)
+    assert not other.files
     # the diagnosis leaves the training as it is under python, on both workers
     assert [w.result["loss"] for w in outcome.workers] == \
         [w.result["loss"] for w in plain_rank1.workers]
@@ -160,3 +164,18 @@ def test_a_dead_chief_is_not_waited_for(tmp_path: Path) -> None:
     assert not outcome.hung, outcome.line()
     assert [w.returncode for w in outcome.workers] == [9, 0], outcome.line()
     assert not _gradscope_lines(outcome.workers[1].stderr)
+
+
+@needs_loopback
+@pytest.mark.slow
+def test_training_inside_the_strategy_scope_is_not_diagnosed(tmp_path: Path) -> None:
+    """fit() inside strategy.scope() (after the private `model._distribute_strategy = None`,
+    the other way Keras fits there): the probe's clone would be the strategy's and
+    all-reduce alone (measured: both workers failed). The chief says so; both train."""
+    outcome = mw.run_case("rank1-logs-fit-private-unset", timeout=TIMEOUT,
+                          gradscope_args=["--headless"], workdir=tmp_path)
+    assert outcome.trained, outcome.line()
+    chief, other = outcome.workers
+    said = _gradscope_lines(chief.stderr)
+    assert len(said) == 1 and "not diagnosed" in said[0] and "strategy.scope()" in said[0], said
+    assert not _gradscope_lines(other.stderr)
