@@ -269,7 +269,7 @@ class Diagnosis:
         """The target made again under the user's MirroredStrategy, for probe
         steps on every replica (None: one device; said in a note when the user's
         model has several replicas)."""
-        from gradscope.engine.replicas import local_strategy, smallest_batch
+        from gradscope.engine.replicas import distribute, local_strategy, smallest_batch
         from gradscope.engine.target import replica_target
 
         strategy = local_strategy(inputs.model)
@@ -283,6 +283,8 @@ class Diagnosis:
         else:
             try:
                 x, y, sw = inputs.batches[0]
+                for part in (x, y, sw):  # data that cannot be cut in shards (sparse): one device
+                    distribute(strategy, part)
                 replica = replica_target(target, inputs.model, strategy, x, y, sw)
                 self.bus.emit(Note("info", f"probe steps on the strategy's {replicas} replicas, "
                                            "each on its shard of the batch"))
