@@ -171,6 +171,7 @@ class Session:
     def _diagnose(self, call: FitCall) -> tuple[tuple, dict]:
         """Read the fit's data without costing the user's fit any, then diagnose."""
         from gradscope.engine.fitdata import capture_fit_data
+        from gradscope.engine.replicas import outside_strategy
         from gradscope.engine.rng import preserved_rng
         from gradscope.engine.target import ensure_built
         from gradscope.engine.to_facts import budget_steps
@@ -189,7 +190,9 @@ class Session:
         ensure_built(call.model, batches[0][0])
         # Keras's own warnings about the model (e.g. softmax over one unit) would
         # print twice: once for our probe, once for the user's fit. Keep the user's.
-        with preserved_rng(), warnings.catch_warnings():
+        # A fit inside `strategy.scope()`: our clone and steps are made outside
+        # it (the probe enters the strategy itself, engine/replicas.py).
+        with preserved_rng(), warnings.catch_warnings(), outside_strategy():
             warnings.simplefilter("ignore")
             inputs = FitInputs(
                 model=call.model,

@@ -18,11 +18,14 @@ devices and workers"):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from keras.src import tree
+from tensorflow.python.framework import ops
 
 
 def replica_peers() -> Any:
@@ -116,3 +119,30 @@ def smallest_batch(batches: list[Any]) -> int:
     """The fewest rows among the batches' inputs (0 when none can be read)."""
     found = [rows_of(batch[0]) for batch in batches]
     return int(np.min([r for r in found if r is not None] or [0]))
+
+
+@contextmanager
+def outside_strategy() -> Iterator[None]:
+    """Run the block as outside any `strategy.scope()` of this thread.
+
+    A script that calls fit() inside `with strategy.scope():` has the strategy
+    current while gradscope diagnoses: the probe target's clone, the
+    experiments' steps and every variable of ours would be the strategy's
+    (mirrored, all-reducing), and steps of ours made outside `strategy.run`
+    fail on them. TensorFlow keeps the current strategy and the variable
+    creators that its scope entered in per-thread stacks of the default graph
+    (scopes cannot be nested, nor left early): the block runs with both
+    empty, and gets them back as they were."""
+    graph = ops.get_default_graph()
+    strategies = graph._distribution_strategy_stack
+    creators = graph._variable_creator_stack
+    if not strategies:
+        yield
+        return
+    graph._distribution_strategy_stack = []
+    graph._variable_creator_stack = []
+    try:
+        yield
+    finally:
+        graph._distribution_strategy_stack = strategies
+        graph._variable_creator_stack = creators
