@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gradscope import __version__
+from gradscope import __version__, workers
 from gradscope.errors import GradscopeError, UsageError, interrupt_exit_code
 from gradscope.options import RunOptions
 
@@ -203,8 +203,10 @@ def parse_run(argv: list[str], parser: argparse.ArgumentParser,
         script=ns.script,
         script_args=script_part[1:],
         # Headless is automatic when stdout is not a terminal; the live child
-        # (--events-fd) is always headless.
-        headless=bool(ns.headless or ns.events_fd is not None or not sys.stdout.isatty()),
+        # (--events-fd) is always headless, and so is a worker of several that
+        # is not the chief (it shows nothing: gradscope/workers.py).
+        headless=bool(ns.headless or ns.events_fd is not None or not sys.stdout.isatty()
+                      or not workers.role().chief),
         events_fd=ns.events_fd,
         csv=ns.csv,
         verdicts=ns.verdicts,

@@ -78,6 +78,34 @@ def test_defaults(ran):
     assert ran == [RunOptions(script="train.py", steps=5)]
 
 
+TWO_WORKERS = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker"}}
+
+
+@pytest.mark.parametrize(("index", "headless"), [(0, False), (1, True)])
+def test_in_a_terminal_only_the_chief_worker_opens_the_ui(ran, monkeypatch, index, headless):
+    # Every worker of a multi-worker training runs `gradscope run train.py`: one UI, the chief's
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({**TWO_WORKERS, "task": {"type": "worker", "index": index}}))
+    monkeypatch.setattr("gradscope.commands.live.run_live", lambda options, args: ran.append(options) or 0)
+
+    main(["run", "train.py"])
+
+    assert [options.headless for options in ran] == [headless]
+
+
+def test_a_worker_that_is_not_the_chief_says_nothing_when_the_script_never_trains(tmp_path):
+    script = write(tmp_path / "nofit.py", "print('no fit here')\n")
+    said = {}
+    for index in (0, 1):
+        env = dict(os.environ, TF_CONFIG=json.dumps({**TWO_WORKERS, "task": {"type": "worker", "index": index}}))
+        done = subprocess.run([sys.executable, "-m", "gradscope", "run", str(script)], capture_output=True,
+                              text=True, timeout=120, env=env)
+        said[index] = (done.returncode, [x for x in done.stderr.splitlines() if x.startswith("gradscope:")])
+    assert said[0][0] == said[1][0] == 4
+    assert len(said[0][1]) == 1 and "nothing to diagnose" in said[0][1][0]
+    assert said[1][1] == []
+
+
 def test_double_dash_before_the_script_is_accepted_and_dropped(ran):
     main(["run", "--probe-only", "--", "train.py", "--", "x"])
 

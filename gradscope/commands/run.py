@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gradscope import __version__, runner, signals
+from gradscope import __version__, runner, signals, workers
 from gradscope.errors import GradscopeError, Signalled, interrupt_exit_code
 from gradscope.events import EventBus, LayerStats, PhaseChanged, RunStarted
 from gradscope.intercept import (  # light: Keras is imported on entry
@@ -181,6 +181,8 @@ def _conclude(
 
 
 def _say(message: str) -> None:
+    if not workers.role().chief:
+        return  # a worker of several that is not the chief says nothing (gradscope/workers.py)
     sys.stdout.flush()  # keep the order the user would see on one terminal
     print(f"gradscope: {message}", file=sys.stderr)
 
