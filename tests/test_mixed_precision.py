@@ -215,3 +215,64 @@ def test_the_gradient_histograms_of_an_overflowing_step_show_no_inf(policy: Any)
     grads = [h.grads for e in histograms for h in e.layers if h.grads is not None]
     assert grads and all(g.nonfinite == 0 for g in grads)
     assert all(g.hi > g.lo for g in grads)
+
+
+# --- a model's own train_step, probed through that step -----------------------------
+
+
+class OwnStep(keras.Sequential):
+    """A train_step as users write it for mixed precision: the loss scaled by the
+    optimizer (a LossScaleOptimizer when the policy is mixed_float16)."""
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        import tensorflow as tf
+
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+def _own(model: keras.Model, optimizer: Any, auto_scale_loss: bool = True) -> keras.Model:
+    """The same layers and loss, trained by OwnStep.train_step."""
+    own = OwnStep(model.layers, name=model.name)
+    own.compile(optimizer, model._compile_config.config["loss"], auto_scale_loss=auto_scale_loss)
+    return own
+
+
+def test_an_own_train_step_reports_unscaled_gradients_and_skipped_steps(policy: Any) -> None:
+    policy("float32")
+    model, x, y = _regression(1.0)
+    reference = _first_step_norms(gradscope.diagnose(_own(model, keras.optimizers.Adam(1e-3)), x, y,
+                                                     batch_size=32, budget=0, steps=1, seed=0))
+    policy("mixed_float16")
+    model, x, y = _regression(1.0)
+    report = gradscope.diagnose(_own(model, keras.optimizers.Adam(1e-3)), x, y, batch_size=32, budget=0,
+                                steps=5, seed=0)
+    checks = {v.check: v for v in report.verdicts}
+    assert "custom-train-step" in checks
+    assert "exploding-gradient" not in checks and "nonfinite-loss" not in checks, checks
+    overflow = checks["loss-scale-overflow"]
+    assert 1 in overflow.evidence["skipped_steps"] and 5 not in overflow.evidence["skipped_steps"]
+    assert overflow.evidence["loss_scales"][0] == 2.0**15
+    # the first step that was not skipped: its norms are the real loss's (float32 model's at
+    # step 1 are of other weights only by the skipped steps, which moved nothing)
+    rows = [r for r in report.layers if r["phase"] == "probe"]
+    kept = min(r["step"] for r in rows if r["step"] not in overflow.evidence["skipped_steps"])
+    for r in rows:
+        if r["step"] == kept:
+            assert r["grad_norm"] == pytest.approx(reference[r["layer"]], rel=RTOL["mixed_float16"])
+        if r["step"] in overflow.evidence["skipped_steps"]:
+            assert r["update_ratio"] is None
+
+
+def test_an_own_train_step_whose_float16_gradients_flush_is_underflow(policy: Any) -> None:
+    policy("mixed_float16")
+    x = np.random.default_rng(0).random((256, 64)).astype("float32")
+    report = gradscope.diagnose(_own(_autoencoder(False), keras.optimizers.SGD(0.5), auto_scale_loss=False),
+                                x, x, batch_size=256, budget=0, steps=3, seed=0)
+    checks = [v.check for v in report.verdicts]
+    assert "custom-train-step" in checks and "gradient-underflow" in checks, checks

@@ -43,10 +43,15 @@ from keras.src.optimizers.base_optimizer import BaseOptimizer
 
 from gradscope.engine.layers import LayerMeta, describe, own_variables, probe_layers
 from gradscope.engine.probe import (
+    ROWS_PRECISION,
     LayerFigures,
     StepResult,
     activation_rows,
+    half_precision,
     layer_figures,
+    loss_scale,
+    precision_counts,
+    precision_fields,
     summed_rows,
 )
 from gradscope.engine.snapshot import VariableSnapshot
@@ -190,6 +195,7 @@ class _Record:
     """What one run of the user's step handed to its optimizers and tapes."""
 
     applied: dict[int, Any] = field(default_factory=dict)  # var index -> gradient
+    applied_by: dict[int, int] = field(default_factory=dict)  # var index -> id of the optimizer
     taped: dict[int, Any] = field(default_factory=dict)
     targets: list[Any] = field(default_factory=list)  # the losses it differentiated
     calls: int = 0  # optimizer applies recorded
@@ -223,6 +229,7 @@ def _reading_gradients(record: _Record, index: dict[int, int]) -> Iterator[None]
                     i = index.get(_key(v))
                     if i is not None and g is not None:
                         record.applied[i] = g
+                        record.applied_by[i] = id(opt)
 
     def gradient(tape: Any, target: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
         result = original_gradient(tape, target, sources, *args, **kwargs)
@@ -281,6 +288,12 @@ def _sum_of_squares(g: Any) -> float:
     return 2.0 * float(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
 
 
+def _times(g: Any, factor: float) -> Any:
+    if isinstance(g, tf.IndexedSlices):
+        return tf.IndexedSlices(g.values * factor, g.indices, g.dense_shape)
+    return g * factor
+
+
 @dataclass
 class OwnStepRun:
     """What probing through the model's own train_step measured."""
@@ -312,6 +325,12 @@ class OwnStepProbe:
         self.loss_logs: set[str] = set()
         self.tapped: list[int] = []
         self.used_optimizers: set[int] = set()  # ids of those that applied gradients
+        # Mixed precision: the layers computing in float16 and the loss-scale
+        # optimizer, if any (its gradients are reported unscaled, its skipped
+        # steps as such: loss-scale-overflow; zeros as gradient-underflow).
+        self.half = np.array([half_precision(layer) for layer in self.layers], dtype=bool)
+        self.scaler = next((o for o in self.optimizers if loss_scale(o) is not None), None)
+        self.precision = bool(self.half.any()) or self.scaler is not None
 
     def step(self, x: Any, y: Any, sw: Any, state: _State, triple: bool = False) -> StepResult:
         import keras
@@ -329,6 +348,8 @@ class OwnStepProbe:
             except Exception:  # noqa: BLE001 - a metric that cannot reset keeps its mean
                 pass
         before = [tf.identity(v.value) for v in self.tvars]
+        # The scale this step's gradients carry (read before the step may change it).
+        scale = float(loss_scale(self.scaler)) if self.scaler is not None else None
         record = _Record()
         start = time.perf_counter()
         with ExitStack() as stack:
@@ -346,11 +367,15 @@ class OwnStepProbe:
         self.tapped = tapped
         n = len(self.tvars)
         grad_sq, weight_sq, update_sq = np.zeros(n), np.zeros(n), np.zeros(n)
+        counts = np.zeros((4, n))  # zeros, float16 subnormals, non-finite, entries (precision)
         for i, (v, b) in enumerate(zip(self.tvars, before, strict=True)):
             weight_sq[i] = 2.0 * float(tf.nn.l2_loss(tf.cast(b, tf.float32)))
-            g = record.applied.get(i, record.taped.get(i))
+            g, computed = self._gradient(i, record, scale)
             if g is not None:
                 grad_sq[i] = _sum_of_squares(g)
+            if self.precision and computed is not None:
+                counts[:, i] = precision_counts(
+                    summed_rows(computed) if isinstance(computed, tf.IndexedSlices) else computed).numpy()
             update_sq[i] = 2.0 * float(tf.nn.l2_loss(tf.cast(v.value - b, tf.float32)))
             if g is not None or update_sq[i] > 0:
                 self.never_moved.discard(i)
@@ -363,13 +388,32 @@ class OwnStepProbe:
         if loss is None:
             loss, used = 0.0, ""
         self.loss_logs.add(used)
+        precision: dict[str, Any] = {}
+        if self.precision:
+            rows = np.zeros((ROWS_PRECISION, n))
+            rows[3:7] = counts
+            rows[7] = np.nan if scale is None else scale
+            precision = precision_fields(rows)
         return StepResult(
             loss=loss, data_loss=loss, reg_loss=0.0, seconds=seconds,
-            grad_sq=grad_sq, weight_sq=weight_sq, update_sq=update_sq, act=act,
+            grad_sq=grad_sq, weight_sq=weight_sq, update_sq=update_sq, act=act, **precision,
         )
 
+    def _gradient(self, i: int, record: _Record, scale: float | None) -> tuple[Any, Any]:
+        """(the gradient of variable i as the step's loss has it, the gradient as
+        computed): they differ under a loss-scale optimizer, which hands its
+        inner optimizer the unscaled gradients and, when they are not finite,
+        skips the step (its inner optimizer then gets nothing)."""
+        applied, taped = record.applied.get(i), record.taped.get(i)
+        if applied is None or self.scaler is None or scale is None:
+            g = applied if applied is not None else taped
+            return g, g
+        if record.applied_by.get(i) == id(self.scaler):  # skipped: the scaled gradients
+            return _times(applied, 1.0 / scale), applied
+        return applied, taped if taped is not None else _times(applied, scale)
+
     def figures(self, result: StepResult) -> list[LayerFigures]:
-        return layer_figures(result, len(self.layers), self.var_layer, self.tapped)
+        return layer_figures(result, len(self.layers), self.var_layer, self.tapped, self.half)
 
     def disconnected(self) -> list[str]:
         names = []

@@ -188,7 +188,7 @@ def measured_apply(
         rows = summed_rows(whole) if isinstance(whole, tf.IndexedSlices) else whole
         g_sq.append(tf.nn.l2_loss(tf.cast(rows, tf.float32)))
         if precision:
-            counts.append(_precision_counts(rows))
+            counts.append(precision_counts(rows))
         # The variable's update waits for its two norms: by then nothing but
         # the optimizer holds its gradient or its old weights, so the update
         # reuses their buffers in place, as in Keras's own step (otherwise
@@ -227,7 +227,7 @@ def measured_apply(
     return tf.concat([squares, tf.transpose(tf.stack(counts)), scale_row[None, :]], axis=0)
 
 
-def _precision_counts(g: Any) -> tf.Tensor:
+def precision_counts(g: Any) -> tf.Tensor:
     """[zeros, float16 subnormals, non-finite entries, entries] of a gradient (as
     computed: with a LossScaleOptimizer, scaled), one pass over its entries."""
     flat = tf.abs(tf.reshape(tf.cast(g, tf.float32), [-1]))
