@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.widgets import Footer
 
 from gradscope.commands.view import read_events
 from gradscope.events import (
@@ -156,15 +157,51 @@ def screen_text(app: GradscopeApp) -> str:
     return console.export_text()
 
 
+def footer_text(app: GradscopeApp) -> str:
+    """The footer: the screen's last line."""
+    return screen_text(app).splitlines()[-1]
+
+
 def table(app: GradscopeApp) -> LayerTable:
     return app.screen.query_one(LayerTable)
 
 
-async def settle(pilot, seconds: float = 0.0) -> None:
-    # Past at least one drain tick (0.1 s) when asked, then until the screen is idle.
+# How many times settle() pauses at most while the app catches up: a count of
+# pauses, not seconds, so a slow or loaded machine only makes it take longer.
+# (Idle, the app has caught up after one or two.)
+SETTLE_PAUSES = 200
+
+
+def caught_up(app: GradscopeApp) -> bool:
+    """The app has taken in everything its source holds, and the screen shows
+    its footer's keys: the footer is filled in asynchronously (Textual recomposes
+    it after a refresh), one pause may not be enough on a loaded machine."""
+    pending = getattr(app.source, "pending", None)
+    if pending is not None and pending():
+        return False  # not drained yet: the drain timer has not ticked
+    if app._folding or app._backlog.pending():
+        return False  # a large drain still being folded in slices
+    footers = list(app.screen.query(Footer))
+    return all(footer.children for footer in footers) and (
+        not footers or bool(screen_text(app).splitlines()[-1].strip()))
+
+
+async def settle(pilot, seconds: float = 0.0, until: Callable[[], bool] | None = None) -> None:
+    """Let the app catch up before the test reads the screen: past `seconds`
+    when asked (a drain tick is 0.1 s), then pause until the screen is idle,
+    the app has caught up (above) and `until()` holds, if given; at most
+    SETTLE_PAUSES pauses. It never fails itself: the test's asserts say what
+    is not there."""
     if seconds:
         await pilot.pause(seconds)
     await pilot.pause()
+    for _ in range(SETTLE_PAUSES):
+        if caught_up(pilot.app) and (until is None or until()):
+            break
+        await pilot.pause()
+    else:
+        return
+    await pilot.pause()  # what was just taken in is drawn
 
 
 # --- the overview -----------------------------------------------------------------
@@ -217,7 +254,7 @@ async def test_the_footer_lists_every_key_with_a_description_at_80x24():
     app = replay_app()
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
-        footer = screen_text(app).splitlines()[-1]
+        footer = footer_text(app)
 
         for words in ("⏎ Open", "s Sort", "/ Filter", "e Export", "v Verdicts",
                       "q Quit", "? Help", "l Log"):
@@ -263,7 +300,8 @@ async def test_slash_filters_layers_by_name_and_escape_clears_it():
         assert app.focused is table(app)
         assert table(app).visible_names() == ["dense_in", "hidden"]
         assert "matching 'den'" in str(table(app).border_title)
-        assert "esc All layers" in screen_text(app).splitlines()[-1]
+        await settle(pilot, until=lambda: "esc All layers" in footer_text(app))
+        assert "esc All layers" in footer_text(app)
 
         # typing a key that is bound elsewhere (q quits) only types it in the filter
         await pilot.press("slash", "q")
@@ -331,7 +369,8 @@ async def test_h_shows_the_layers_histograms_first_and_latest_and_c_its_config()
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
         await pilot.press("down", "down", "enter")
-        assert "h Histograms" in screen_text(app).splitlines()[-1]
+        await settle(pilot, until=lambda: "h Histograms" in footer_text(app))
+        assert "h Histograms" in footer_text(app)
 
         await pilot.press("h")
         lines = screen_text(app).splitlines()
@@ -535,11 +574,12 @@ async def test_a_live_run_that_has_ended_offers_no_pause():
     source, app = live_app(run_start() + step_events(1))
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, 0.15)
-        assert "p Pause" in screen_text(app).splitlines()[-1]
-        # When the run ends, there is nothing more to pause
+        assert "p Pause" in footer_text(app)
+        # When the run ends, there is nothing more to pause (the footer is redrawn
+        # after the event is taken in)
         source.put(RunFinished("ok", 0))
-        await settle(pilot, 0.15)
-        assert "Pause" not in screen_text(app).splitlines()[-1]
+        await settle(pilot, 0.15, until=lambda: "Pause" not in footer_text(app))
+        assert "Pause" not in footer_text(app)
         await pilot.press("p")
         assert not app.paused
 

@@ -233,7 +233,8 @@ async def test_enter_opens_the_selected_verdict_and_folds_it_back():
         panel = app.screen.query_one(VerdictPanel)
         assert app.focused is panel
         await pilot.press("down", "enter")
-        await settle(pilot)
+        # (the footer is redrawn for the focused panel's keys after the key is handled)
+        await settle(pilot, until=lambda: "Open/fold" in footer(app))
         # Then it shows whole: message, fix and evidence with readable numbers
         text = on_screen_as_text(app)
         assert full in text
