@@ -18,12 +18,109 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow") or os.environ.get("GRADSCOPE_SLOW_TESTS"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --runslow (or GRADSCOPE_SLOW_TESTS=1)")
+    if not (config.getoption("--runslow") or os.environ.get("GRADSCOPE_SLOW_TESTS")):
+        skip = pytest.mark.skip(reason="slow: run with --runslow (or GRADSCOPE_SLOW_TESTS=1)")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
+    if hasattr(config, "workerinput"):  # an xdist worker: -n0 keeps the files' order
+        _longest_files_first(config, items)
+
+
+# --- the files over xdist's workers, longest first ---------------------------------
+# `--dist loadfile` keeps a file on one worker, and xdist would hand the files
+# out by their number of tests (pyproject.toml turns that off): a file of a few
+# minute-long tests came late and ran alone at the end while the other worker
+# idled. The files go out longest first instead, by the seconds their tests took
+# when last run (in pytest's cache), else by the figures below. Within a file
+# the order is kept. Every worker computes the same order from the same cache.
+SECONDS_KEY = "gradscope/test_seconds"
+UNMEASURED_TEST_SECONDS = 1.0
+# A file's seconds on the 2-core machine (pytest --durations=40, loaded; Dec 2026),
+# for a first run without a cache (its tests that took long).
+MEASURED_FILE_SECONDS = {
+    "tests/test_training_watch_demos.py": 349,
+    "tests/test_api_vs_cli.py": 84,
+    "tests/test_interruptions.py": 84,
+    "tests/test_tensorboard.py": 78,
+    "tests/test_headless_e2e.py": 77,
+    "tests/test_bad_scripts.py": 58,
+    "tests/test_scale.py": 57,
+    "tests/test_determinism.py": 57,
+    "tests/test_output_files.py": 46,
+    "tests/test_train_on_batch.py": 36,
+    "tests/test_notebook.py": 32,
+    "tests/test_watch_bad_input.py": 31,
+    "tests/test_mirrored.py": 31,
+    "tests/test_short_budget.py": 30,
+    "tests/test_callback.py": 30,
+    "tests/test_diff.py": 29,
+    "tests/test_demo_corpus.py": 29,
+    "tests/test_live_output.py": 28,
+    "tests/test_watch_parity.py": 28,
+}
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+_measured: dict[str, float] | None = None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """xdist's controller reads the cache once and hands every worker the same
+    figures: a run ending beside this one (the cache is shared) cannot give two
+    workers two orders (xdist would stop: different collections)."""
+    global _measured
+    if _measured is None:
+        cache = getattr(node.config, "cache", None)  # type: ignore[attr-defined]
+        _measured = cache.get(SECONDS_KEY, {}) if cache is not None else {}
+    node.workerinput[SECONDS_KEY] = _measured  # type: ignore[attr-defined]
+
+
+def _longest_files_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    measured: dict[str, float] = config.workerinput.get(SECONDS_KEY, {})  # type: ignore[attr-defined]
+    seconds: dict[str, float] = {}
+    known: dict[str, float] = {}
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        file = _file_of(item.nodeid)
+        if item.get_closest_marker("skip") is not None:
+            took = 0.0
+        elif item.nodeid in measured:
+            took = measured[item.nodeid]
+            known[file] = known.get(file, 0.0) + took
+        else:
+            took = UNMEASURED_TEST_SECONDS
+        seconds[file] = seconds.get(file, 0.0) + took
+    for file, total in MEASURED_FILE_SECONDS.items():
+        if file in seconds and file not in known:  # no cache: the figures above
+            seconds[file] = max(seconds[file], total)
+    first_seen = {file: i for i, file in reversed(list(enumerate(_file_of(i.nodeid) for i in items)))}
+    items.sort(key=lambda item: (-seconds[_file_of(item.nodeid)], first_seen[_file_of(item.nodeid)]))
+
+
+_took: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # In the process that reports (xdist's controller, or the only one with -n0):
+    # setup, call and teardown together; a skipped test keeps its last figure.
+    if report.skipped and report.when == "setup":
+        _took.pop(report.nodeid, None)
+        return
+    _took[report.nodeid] = _took.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if hasattr(config, "workerinput") or cache is None or not _took:
+        return
+    measured = dict(cache.get(SECONDS_KEY, {}))
+    measured.update({nodeid: round(took, 2) for nodeid, took in _took.items()})
+    cache.set(SECONDS_KEY, measured)
 
 
 @pytest.fixture(autouse=True)
