@@ -127,7 +127,10 @@ def test_a_bar_redrawn_thousands_of_times_sends_few_updates_and_one_line() -> No
     # Then the UI got at most one update per PARTIAL_EVERY, each the bar's state then
     partial = [line for line in got if line.partial]
     assert len(partial) <= elapsed / PARTIAL_EVERY + 2, (len(partial), elapsed)
-    assert all(re.fullmatch(r"\d+/20000 ━*", line.text) for line in partial)
+    # (before step 1000 the bar has no ━ yet: the line is "416/20000", its trailing
+    # space not shown; a loaded machine reads the stream late enough to send one)
+    assert all(re.fullmatch(r"\d+/20000( ━*)?", line.text) for line in partial), [
+        line.text for line in partial]
     # and one finished line: the bar's last state
     assert [line.text for line in got if not line.partial] == [
         "20000/20000 " + "━" * 20 + " - loss: 0.5"]
