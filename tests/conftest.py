@@ -30,34 +30,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --- the files over xdist's workers, longest first ---------------------------------
 # `--dist loadfile` keeps a file on one worker, and xdist would hand the files
 # out by their number of tests (pyproject.toml turns that off): a file of a few
-# minute-long tests came late and ran alone at the end while the other worker
-# idled. The files go out longest first instead, by the seconds their tests took
+# minute-long tests could come last and run alone while the other worker idled. The files go out longest first instead, by the seconds their tests took
 # when last run (in pytest's cache), else by the figures below. Within a file
 # the order is kept. Every worker computes the same order from the same cache.
 SECONDS_KEY = "gradscope/test_seconds"
 UNMEASURED_TEST_SECONDS = 1.0
-# A file's seconds on the 2-core machine (pytest --durations=40, loaded; Dec 2026),
-# for a first run without a cache (its tests that took long).
+# A file's seconds on the 2-core machine (the whole suite at a load average of 5:
+# 3271 s of tests in 27:48 on two workers; Dec 2026), for a run without a cache.
 MEASURED_FILE_SECONDS = {
-    "tests/test_training_watch_demos.py": 349,
-    "tests/test_api_vs_cli.py": 84,
-    "tests/test_interruptions.py": 84,
-    "tests/test_tensorboard.py": 78,
-    "tests/test_headless_e2e.py": 77,
-    "tests/test_bad_scripts.py": 58,
-    "tests/test_scale.py": 57,
-    "tests/test_determinism.py": 57,
-    "tests/test_output_files.py": 46,
-    "tests/test_train_on_batch.py": 36,
-    "tests/test_notebook.py": 32,
-    "tests/test_watch_bad_input.py": 31,
-    "tests/test_mirrored.py": 31,
-    "tests/test_short_budget.py": 30,
-    "tests/test_callback.py": 30,
-    "tests/test_diff.py": 29,
-    "tests/test_demo_corpus.py": 29,
-    "tests/test_live_output.py": 28,
-    "tests/test_watch_parity.py": 28,
+    "tests/test_demo_corpus.py": 537,
+    "tests/test_training_watch_demos.py": 232,
+    "tests/test_api_vs_cli.py": 218,
+    "tests/test_catalogue.py": 212,
+    "tests/test_api_data_forms.py": 203,
+    "tests/test_determinism.py": 137,
+    "tests/test_interruptions.py": 111,
+    "tests/test_mirrored.py": 108,
+    "tests/test_headless_e2e.py": 76,
+    "tests/test_untouched.py": 74,
+    "tests/test_first_verdicts.py": 74,
+    "tests/test_fresh_cases.py": 67,
+    "tests/test_ui_snapshots.py": 66,
+    "tests/test_bad_scripts.py": 62,
+    "tests/test_callback.py": 55,
+    "tests/test_ui_layout.py": 52,
+    "tests/test_unusual_models.py": 52,
+    "tests/test_scale.py": 51,
+    "tests/test_false_alarms_static.py": 49,
+    "tests/test_mixed_precision.py": 47,
+    "tests/test_ui.py": 47,
+    "tests/test_multiworker.py": 47,
+    "tests/test_train_on_batch.py": 46,
+    "tests/test_watch_bad_input.py": 41,
+    "tests/test_cli.py": 39,
+    "tests/test_ui_table.py": 38,
+    "tests/test_api_uncompiled.py": 34,
+    "tests/test_arbitration_and_dynamic.py": 34,
+    "tests/test_data_properties.py": 32,
+    "tests/test_tensorboard.py": 30,
 }
 
 
