@@ -412,21 +412,25 @@ class Diagnosis:
         for a GAN or a VAE whose step computes its own loss."""
         from gradscope.engine.experiments import EXPERIMENT_CHECKS
         from gradscope.engine.own_step import TrainStepFailed, optimizers_of, probe_own_step
+        from gradscope.engine.replicas import multi_worker
         from gradscope.engine.to_facts import layer_rows
 
         model = inputs.model
         strategy = getattr(model, "_distribute_strategy", None)
-        if strategy is not None:
-            # Run outside the strategy's replicas, the step's first apply would
-            # build the optimizer outside its scope and break it for the fit.
+        if strategy is not None and multi_worker(strategy):
+            # Its step's collectives would wait for workers that do not run it.
             self.issue([custom_step_verdict(model, custom, static.forward_error,
                                             strategy=type(strategy).__name__)])
             self.issue_deferred(None)
             return
+        # (In place under a strategy, our steps would run on the strategy's
+        # variables outside its replicas: no experiments there.)
+        in_strategy = target.mode == "in-place" and strategy is not None
         with_experiments = (
             target.loss_fn is not None
             and static.forward_error is None
             and len(optimizers_of(model)) <= 1
+            and not in_strategy
         )
         self.bus.emit(PhaseChanged("probe", total=max(1, self.options.steps)))
         try:
@@ -458,12 +462,15 @@ class Diagnosis:
                 inputs, target, trainer, static, eval_set, eval_before
             )
         else:
-            self.bus.emit(Note(
-                "info",
-                f"experiments skipped: they train with a loss gradscope computes, and "
-                f"{type(model).__name__} trains by its own train_step()",
-                unchecked=experiment_checks(list(EXPERIMENT_CHECKS)),
-            ))
+            why = (
+                f"they would train {type(model).__name__} in place (it cannot be copied), on "
+                f"the variables of its {type(strategy).__name__}, outside its replicas"
+                if in_strategy else
+                f"they train with a loss gradscope computes, and {type(model).__name__} "
+                "trains by its own train_step()"
+            )
+            self.bus.emit(Note("info", f"experiments skipped: {why}",
+                               unchecked=experiment_checks(list(EXPERIMENT_CHECKS))))
         self._dynamic(static.facts, run.metas, run.series, run.disconnected, experiments,
                       task=None if with_experiments else (False, None))
 

@@ -70,14 +70,15 @@ def custom_step_verdict(
         )
     if "train_step" in overridden and strategy is not None:
         message = (
-            f"{cls} overrides {methods} and was built under {strategy}: gradscope does not run "
-            "a model's own train_step() under a distribution strategy, so it took no gradient "
-            "or activation figures and ran no dynamic checks (the data and model checks still "
-            "ran). Your training is not affected." + no_forward
+            f"{cls} overrides {methods} and was built under {strategy} with several workers: "
+            "gradscope does not run a model's own train_step() there (its collectives would "
+            "wait for the other workers), so it took no gradient or activation figures and ran "
+            "no dynamic checks (the data and model checks still ran). Your training is not "
+            "affected." + no_forward
         )
         fix = (
-            "For the figures, run the script once without the strategy (on one device); "
-            "gradscope then probes your train_step()."
+            "For the figures, run the script once on one worker (or one machine's "
+            "MirroredStrategy); gradscope then probes your train_step()."
         )
         probed = False
     elif "train_step" in overridden and probe_error is not None:
@@ -104,7 +105,8 @@ def custom_step_verdict(
                 if experiments else
                 "The learning-rate sweep, overfit and held-back experiments were skipped (they "
                 "train with a loss gradscope computes itself, and this model has no compiled "
-                "loss, no forward pass or several optimizers), and so were the checks that "
+                "loss, no forward pass or several optimizers, or cannot be copied while a "
+                "distribution strategy holds its variables), and so were the checks that "
                 "need them."
             ) + no_forward
         )

@@ -306,7 +306,7 @@ def test_gradscope_run_under_the_strategy_reports_what_one_device_does(
 
 
 OWN_STEP_SCRIPT = textwrap.dedent("""
-    import os
+    import os, sys, contextlib
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -326,16 +326,17 @@ OWN_STEP_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(256, 8)).astype("float32")
     Y = (X[:, 0] - X[:, 1] > 0).astype("float32")
-    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
-        model = Own([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                     keras.layers.Dense(1, activation="sigmoid")])
+    mirrored = sys.argv[1] == "mirrored"
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope() if mirrored else contextlib.nullcontext():
+        model = Own([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
+                     keras.layers.Dense(1, activation="sigmoid", name="out")])
         model.compile("adam", "binary_crossentropy")
-    history = model.fit(X, Y, batch_size=32, epochs=2, verbose=0)
-    print("LOSSES", history.history["loss"])
+    history = model.fit(X, Y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    print("LOSSES", history.history["loss"], float(sum(np.abs(v.numpy()).sum() for v in model.weights)))
 """)
 
 
-def test_an_own_train_step_under_the_strategy_is_not_run_and_the_training_is_pythons(
+def test_an_own_train_step_under_the_strategy_runs_on_its_replicas_and_the_training_is_pythons(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     # Run outside the replicas, the step's first apply built the optimizer outside
     # the strategy's scope: the user's fit then failed ('Adam' has no '_momentums').
@@ -343,14 +344,33 @@ def test_an_own_train_step_under_the_strategy_is_not_run_and_the_training_is_pyt
     script = tmp / "own.py"
     script.write_text(OWN_STEP_SCRIPT)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
-    run = subprocess.run([sys.executable, "-m", "gradscope", "run", "--headless", "--steps", "2",
-                          "--csv", str(tmp / "rows.csv"), "--verdicts", str(tmp / "verdicts.csv"), str(script)],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
-    losses = [line for line in run.stdout.splitlines() if line.startswith("LOSSES")]
-    assert losses and losses == [line for line in plain.stdout.splitlines() if line.startswith("LOSSES")]
-    with open(tmp / "verdicts.csv") as f:
-        verdicts = list(csv.DictReader(f))
+
+    def losses(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("LOSSES")]
+
+    plain = subprocess.run([sys.executable, str(script), "mirrored"], capture_output=True, text=True,
+                           timeout=300, env=env)
+    runs = {}
+    for how in ("one", "mirrored"):
+        done = subprocess.run(
+            [sys.executable, "-m", "gradscope", "run", "--headless", "--steps", "2", "--budget", "0",
+             "--csv", str(tmp / f"{how}.csv"), "--verdicts", str(tmp / f"{how}-verdicts.csv"), str(script), how],
+            capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        with open(tmp / f"{how}.csv") as rows, open(tmp / f"{how}-verdicts.csv") as verdicts:
+            runs[how] = (done, list(csv.DictReader(rows)), list(csv.DictReader(verdicts)))
+    done, rows, verdicts = runs["mirrored"]
+    # the user's training: the loss and the weights python gets
+    assert losses(done.stdout) and losses(done.stdout) == losses(plain.stdout)
     said = [v for v in verdicts if v["check"] == "custom-train-step"]
-    assert said and "built under MirroredStrategy" in said[0]["message"], verdicts
+    assert said and "through your own train_step()" in said[0]["message"], verdicts
+    # probed on both replicas: the one-device figures
+    probe = [r for r in rows if r["phase"] == "probe"]
+    one = [r for r in runs["one"][1] if r["phase"] == "probe"]
+    assert [(r["step"], r["layer"]) for r in probe] == [(r["step"], r["layer"]) for r in one] and probe
+    for a, b in zip(one, probe, strict=True):
+        for column in ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "act_dead_frac"):
+            if a[column] == "":
+                assert b[column] == "", (a, column)
+            else:
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=2e-4, abs=1e-5), (a, b, column)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -54,6 +55,7 @@ from gradscope.engine.probe import (
     precision_fields,
     summed_rows,
 )
+from gradscope.engine.replicas import distribute
 from gradscope.engine.snapshot import VariableSnapshot
 from gradscope.engine.taps import ActivationTaps
 from gradscope.engine.training import to_tensors
@@ -192,14 +194,38 @@ class TrainStepFailed(Exception):
 
 @dataclass
 class _Record:
-    """What one run of the user's step handed to its optimizers and tapes."""
+    """What one run of the user's step handed to its optimizers and tapes.
+
+    Under a strategy with several replicas each replica (a thread of its own)
+    hands over its part of the gradient: the parts are kept per thread and
+    `finish` adds them up (the step's gradient, which the optimizer applies
+    all-reduced)."""
 
     applied: dict[int, Any] = field(default_factory=dict)  # var index -> gradient
     applied_by: dict[int, int] = field(default_factory=dict)  # var index -> id of the optimizer
     taped: dict[int, Any] = field(default_factory=dict)
     targets: list[Any] = field(default_factory=list)  # the losses it differentiated
-    calls: int = 0  # optimizer applies recorded
+    calls: dict[int, int] = field(default_factory=dict)  # optimizer id -> its applies
     optimizers: set[int] = field(default_factory=set)  # ids of the optimizers that applied
+    applied_parts: dict[int, dict[int, Any]] = field(default_factory=dict)  # var -> {thread: part}
+    taped_parts: dict[int, dict[int, Any]] = field(default_factory=dict)
+
+    def finish(self) -> None:
+        self.applied = {i: _summed(list(parts.values())) for i, parts in self.applied_parts.items()}
+        self.taped = {i: _summed(list(parts.values())) for i, parts in self.taped_parts.items()}
+
+
+def _summed(parts: list[Any]) -> Any:
+    """The replicas' parts of one gradient added up (one part: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    if any(isinstance(p, tf.IndexedSlices) for p in parts):
+        slices = [p if isinstance(p, tf.IndexedSlices) else tf.IndexedSlices(
+            p, tf.range(tf.shape(p)[0]), tf.shape(p, out_type=tf.int64)) for p in parts]
+        return tf.IndexedSlices(tf.concat([p.values for p in slices], 0),
+                                tf.concat([tf.cast(p.indices, tf.int64) for p in slices], 0),
+                                slices[0].dense_shape)
+    return tf.add_n([tf.convert_to_tensor(p) for p in parts])
 
 
 @contextmanager
@@ -216,19 +242,23 @@ def _reading_gradients(record: _Record, index: dict[int, int]) -> Iterator[None]
         variables = trainable_variables
         if variables is None:
             variables = list(getattr(opt, "_trainable_variables", []) or [])
-        before = record.calls
+        # A wrapper (LossScaleOptimizer) applies through its inner optimizer: the
+        # innermost call's gradients are the unscaled ones. (Counted per
+        # optimizer, not per call: replicas' applies overlap in time, and under
+        # a strategy the inner applies run in threads of their own.)
+        inner = getattr(opt, "inner_optimizer", None)
+        before = record.calls.get(id(inner), 0)
         try:
             return original_apply(opt, grads, trainable_variables)
         finally:
-            # A wrapper (LossScaleOptimizer) applies through its inner optimizer:
-            # the innermost call's gradients are the unscaled ones.
-            if record.calls == before:
-                record.calls += 1
+            record.calls[id(opt)] = record.calls.get(id(opt), 0) + 1
+            if inner is None or record.calls.get(id(inner), 0) == before:
                 record.optimizers.add(id(opt))
+                thread = threading.get_ident()
                 for g, v in zip(grads, variables, strict=False):
                     i = index.get(_key(v))
                     if i is not None and g is not None:
-                        record.applied[i] = g
+                        record.applied_parts.setdefault(i, {})[thread] = g
                         record.applied_by[i] = id(opt)
 
     def gradient(tape: Any, target: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
@@ -244,7 +274,7 @@ def _reading_gradients(record: _Record, index: dict[int, int]) -> Iterator[None]
                 if i is not None:
                     hit = True
                     if g is not None:
-                        record.taped[i] = g
+                        record.taped_parts.setdefault(i, {})[threading.get_ident()] = g
             if hit:
                 record.targets.append(target)
         return result
@@ -331,6 +361,8 @@ class OwnStepProbe:
         self.half = np.array([half_precision(layer) for layer in self.layers], dtype=bool)
         self.scaler = next((o for o in self.optimizers if loss_scale(o) is not None), None)
         self.precision = bool(self.half.any()) or self.scaler is not None
+        # The strategy the model was built under (its step runs on its replicas).
+        self.strategy: Any = getattr(model, "_distribute_strategy", None)
 
     def step(self, x: Any, y: Any, sw: Any, state: _State, triple: bool = False) -> StepResult:
         import keras
@@ -357,13 +389,18 @@ class OwnStepProbe:
             stack.enter_context(self.taps.recording())
             stack.enter_context(_reading_gradients(record, self.index))
             try:
-                logs = self.model.train_step(data)
+                if self.strategy is None:
+                    logs = self.model.train_step(data)
+                    tapped, sums, act_counts = self.taps.stats()
+                    sums, act_counts = sums.numpy(), act_counts.numpy()
+                else:
+                    logs, (tapped, sums, act_counts) = self._replicated(data, stack)
             except Exception as exc:
                 raise TrainStepFailed(exc) from exc
+        record.finish()
         seconds = time.perf_counter() - start
         self.used_optimizers |= record.optimizers
-        tapped, sums, counts = self.taps.stats()
-        act = activation_rows(len(self.layers), tapped, sums.numpy(), counts.numpy(), self.metas)
+        act = activation_rows(len(self.layers), tapped, sums, act_counts, self.metas)
         self.tapped = tapped
         n = len(self.tvars)
         grad_sq, weight_sq, update_sq = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -398,6 +435,37 @@ class OwnStepProbe:
             loss=loss, data_loss=loss, reg_loss=0.0, seconds=seconds,
             grad_sq=grad_sq, weight_sq=weight_sq, update_sq=update_sq, act=act, **precision,
         )
+
+    def _replicated(self, data: Any, stack: ExitStack) -> tuple[Any, tuple[list[int], np.ndarray, np.ndarray]]:
+        """The step run as the user's fit runs it under its strategy: on every
+        replica, each on its shard of the batch, inside the strategy's scope
+        (an optimizer the step builds must be the strategy's). Returns the logs
+        (averaged over the replicas, as Keras reports them) and the activation
+        statistics of the whole batch (engine/replicas.py)."""
+        strategy = self.strategy
+        stats: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+
+        def replica_step(shard: Any) -> Any:
+            self.taps.reset()  # (this replica's thread)
+            logs = self.model.train_step(shard)
+            tapped, sums, counts = self.taps.stats()
+            stats.append((tapped, sums.numpy(), counts.numpy()))
+            return logs
+
+        stack.enter_context(strategy.scope())
+        if strategy.num_replicas_in_sync > 1:
+            data = distribute(strategy, data)
+        logs = strategy.run(replica_step, args=(data,))
+        logs = tree.map_structure(
+            lambda v: np.mean([np.asarray(t) for t in strategy.experimental_local_results(v)], axis=0),
+            logs)
+        tapped = stats[0][0]
+        sums = stats[0][1].copy()
+        counts = stats[0][2].copy()
+        for _, more_sums, more_counts in stats[1:]:
+            sums[:, :3] += more_sums[:, :3]  # sums add up; alive units are the batch's already
+            counts[:, 0] += more_counts[:, 0]  # elements add up; units do not
+        return logs, (tapped, sums, counts)
 
     def _gradient(self, i: int, record: _Record, scale: float | None) -> tuple[Any, Any]:
         """(the gradient of variable i as the step's loss has it, the gradient as

@@ -44,12 +44,15 @@ def local_strategy(model: Any) -> Any:
     Not a multi-worker strategy: its collectives would wait for the other
     workers, which do not run our probe (docs/architecture.md)."""
     strategy = getattr(model, "_distribute_strategy", None)
-    if strategy is None or getattr(strategy, "num_replicas_in_sync", 1) <= 1:
-        return None
-    extended = getattr(strategy, "extended", None)
-    if getattr(extended, "_num_workers", 1) > 1 or "MultiWorker" in type(strategy).__name__:
+    if strategy is None or getattr(strategy, "num_replicas_in_sync", 1) <= 1 or multi_worker(strategy):
         return None
     return strategy
+
+
+def multi_worker(strategy: Any) -> bool:
+    """A strategy whose collectives span several processes (workers)."""
+    extended = getattr(strategy, "extended", None)
+    return getattr(extended, "_num_workers", 1) > 1 or "MultiWorker" in type(strategy).__name__
 
 
 def rows_of(struct: Any) -> int | None:
