@@ -424,3 +424,42 @@ def test_a_healthy_logging_step_gets_no_warning() -> None:
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     found = diagnose(model, x, y, steps=3, epochs=3)
     assert [v.check for v in found.verdicts if v.severity != "info"] == []
+
+
+# --------------------------------------------------------------------------- not clonable, experiments in place
+
+
+class OwnSequential(keras.Sequential):
+    """A Sequential subclass with its own step: clone_model gives a plain
+    Sequential, so it is probed in place, and its experiments train in place."""
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def own_sequential() -> OwnSequential:
+    keras.utils.set_random_seed(0)
+    model = OwnSequential([keras.Input((6,)), L.Dense(8, activation="relu", name="hidden"),
+                           L.Dense(2, activation="softmax", name="head")])
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    return model
+
+
+def test_an_unclonable_model_with_a_fresh_optimizer_trains_bit_for_bit_as_without_gradscope() -> None:
+    """Its experiments train in place: they built the user's (fresh) Adam, whose
+    moments then started the user's fit (other losses, other weights)."""
+    plain = own_sequential()
+    expected = plain.fit(X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0).history["loss"]
+    probed = own_sequential()
+    run = diagnose_and_fit(probed, X, Y, batch_size=16, epochs=2, shuffle=False)
+    assert_probed_through_own_step(run, "hidden", "head")
+    assert run.history["loss"] == expected
+    assert [a for _, a in all_state(probed)] == [a for _, a in all_state(plain)]

@@ -192,15 +192,21 @@ def _copy_lookup_table(layer: Any, copy: Any) -> None:
 def _in_place(model: Any, user_opt: Any, loss_fn: Any, note: str) -> ProbeTarget:
     """The user's model and optimizer, every variable snapshotted first (on disk
     when large, see snapshot.py)."""
-    # (Not for a model with its own train_step: its step builds the optimizers
-    # it uses on the variables it gives them, and model.optimizer may be one
-    # it never uses, e.g. compile()'s default when the step has its own.)
-    if user_opt is not None and not getattr(user_opt, "built", False) and (
-        "train_step" not in custom_training(model)
-    ):
-        user_opt.build(model.trainable_variables)
-    snapshot = VariableSnapshot(list(model.variables) + list(getattr(user_opt, "variables", [])))
-    target = ProbeTarget(model, user_opt, loss_fn, "in-place", snapshot=snapshot)
+    optimizer = user_opt
+    if user_opt is not None and not getattr(user_opt, "built", False):
+        if "train_step" not in custom_training(model):
+            user_opt.build(model.trainable_variables)  # its slots in the snapshot
+        else:
+            # A model with its own train_step: its step builds the optimizers it
+            # uses on the variables it gives them (model.optimizer may be one it
+            # never uses). Our steps train with an unbuilt copy: had they built
+            # the user's, its slots (not in the snapshot) would have started the
+            # user's fit from our steps' moments.
+            optimizer = user_opt.__class__.from_config(user_opt.get_config())
+            optimizer.build(model.trainable_variables)  # its slots in the snapshot too
+    snapshot = VariableSnapshot(list(model.variables) + list(getattr(user_opt, "variables", []))
+                                + (list(optimizer.variables) if optimizer is not user_opt else []))
+    target = ProbeTarget(model, optimizer, loss_fn, "in-place", snapshot=snapshot)
     target.notes.append(note)
     return target
 
