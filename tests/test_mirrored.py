@@ -14,13 +14,17 @@ import textwrap
 
 import pytest
 
-SCRIPT = textwrap.dedent("""
-    import json, os, sys
+# Every script starts so: two logical devices on the CPU, set before TensorFlow starts.
+TWO_CPUS = textwrap.dedent("""
+    import contextlib, json, os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
+""")
+
+SCRIPT = TWO_CPUS + textwrap.dedent("""
     from keras.src.layers.layer import Layer
     from gradscope.engine.watch import Watch
     from gradscope.events import LayerStats
@@ -67,15 +71,21 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    script = tmp_path_factory.mktemp("mirrored") / "mirrored.py"
-    script.write_text(SCRIPT)
+def _result_of(source: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What the script prints after RESULT, run in a process of its own (its two
+    logical devices must be set before TensorFlow starts)."""
+    script = tmp_path_factory.mktemp("mirrored") / "script.py"
+    script.write_text(source)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line is not None, done.stderr[-3000:]
     return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _result_of(SCRIPT, tmp_path_factory)
 
 
 def test_the_watched_figures_are_the_whole_steps_on_two_replicas(result: dict) -> None:
@@ -102,13 +112,7 @@ def test_the_training_under_the_strategy_is_the_one_python_runs(result: dict) ->
 
 # --- the diagnosis's probe inside the strategy ------------------------------------
 
-PROBE_SCRIPT = textwrap.dedent("""
-    import json, os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
+PROBE_SCRIPT = TWO_CPUS + textwrap.dedent("""
     from gradscope.engine.layers import describe, probe_layers
     from gradscope.engine.probe import ProbeStep
     from gradscope.engine.target import make_target, replica_target
@@ -186,13 +190,7 @@ PROBE_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    script = tmp_path_factory.mktemp("mirrored_probe") / "probe.py"
-    script.write_text(PROBE_SCRIPT)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-    assert line is not None, done.stderr[-3000:]
-    return json.loads(line[len("RESULT "):])
+    return _result_of(PROBE_SCRIPT, tmp_path_factory)
 
 
 def test_the_probe_on_two_replicas_gives_the_one_device_figures(probed: dict) -> None:
@@ -221,13 +219,7 @@ def test_each_device_computes_on_its_shard_only(probed: dict) -> None:
     assert sorted(map(tuple, probed["two_traced"])) == [(0, 16), (1, 16)], probed["two_traced"]
 
 
-RUN_SCRIPT = textwrap.dedent("""
-    import os, sys
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
+RUN_SCRIPT = TWO_CPUS + textwrap.dedent("""
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(512, 8)).astype("float32")
@@ -255,6 +247,18 @@ RUN_SCRIPT = textwrap.dedent("""
             model = build()
             model.fit(X, Y, batch_size=32, epochs=2, shuffle=False, verbose=0)
 """)
+
+
+def assert_same_figures(one: list[dict], two: list[dict]) -> None:
+    """The same CSV rows' figures, to float32 rounding (empty where one's is)."""
+    assert len(one) == len(two)
+    for a, b in zip(one, two, strict=True):
+        for column in ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
+                       "act_saturated_frac", "act_dead_frac"):
+            if a[column] == "":
+                assert b[column] == "", (a, column)
+            else:
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=2e-4, abs=1e-5), (a, b, column)
 
 
 def _gradscope_run(script: str, tmp: object, how: str) -> dict:
@@ -292,26 +296,14 @@ def test_gradscope_run_under_the_strategy_reports_what_one_device_does(
     assert [(r["phase"], r["step"], r["layer"]) for r in two["rows"]] == [
         (r["phase"], r["step"], r["layer"]) for r in one["rows"]]
     assert {r["phase"] for r in one["rows"]} == {"probe", "train"}
-    for a, b in zip(one["rows"], two["rows"], strict=True):
-        for column in ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std",
-                       "act_saturated_frac", "act_dead_frac"):
-            if a[column] == "":
-                assert b[column] == "", (a, column)
-            else:
-                assert float(b[column]) == pytest.approx(float(a[column]), rel=2e-4, abs=1e-5), (a, b, column)
+    assert_same_figures(one["rows"], two["rows"])
     # and the run says where the probe ran
     notes = json.dumps(two["json"])
     assert "probe steps on the strategy's 2 replicas" in notes
     assert "replicas" not in json.dumps(one["json"])
 
 
-OWN_STEP_SCRIPT = textwrap.dedent("""
-    import os, sys, contextlib
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
+OWN_STEP_SCRIPT = TWO_CPUS + textwrap.dedent("""
 
     class Own(keras.Sequential):
         def train_step(self, data):
@@ -368,9 +360,4 @@ def test_an_own_train_step_under_the_strategy_runs_on_its_replicas_and_the_train
     probe = [r for r in rows if r["phase"] == "probe"]
     one = [r for r in runs["one"][1] if r["phase"] == "probe"]
     assert [(r["step"], r["layer"]) for r in probe] == [(r["step"], r["layer"]) for r in one] and probe
-    for a, b in zip(one, probe, strict=True):
-        for column in ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "act_dead_frac"):
-            if a[column] == "":
-                assert b[column] == "", (a, column)
-            else:
-                assert float(b[column]) == pytest.approx(float(a[column]), rel=2e-4, abs=1e-5), (a, b, column)
+    assert_same_figures(one, probe)
