@@ -365,6 +365,8 @@ def loss_scale_overflow(facts: Facts) -> list[Finding]:
     trend = " -> ".join(f"{s:g}" for s in shown if math.isfinite(s))
     at = ", ".join(str(int(i) + 1) for i in np.where(skipped)[0])
     most = count >= OVERFLOW_MOST * steps and bool(skipped[-1])
+    evidence = {"skipped": count, "steps": steps,
+                "skipped_steps": [int(i) + 1 for i in np.where(skipped)[0]], "loss_scales": shown}
     if most:
         return [
             finding(
@@ -381,10 +383,7 @@ def loss_scale_overflow(facts: Facts) -> list[Finding]:
                 "keras.mixed_precision.set_global_policy('mixed_bfloat16') (float32's range), "
                 "or keep the offending layer in float32 (dtype='float32')",
                 severity="warning",
-                skipped=count,
-                steps=steps,
-                skipped_steps=[int(i) + 1 for i in np.where(skipped)[0]],
-                loss_scales=shown,
+                **evidence,
             )
         ]
     return [
@@ -398,10 +397,7 @@ def loss_scale_overflow(facts: Facts) -> list[Finding]:
             "Nothing to do; to skip fewer steps at the start, begin from a lower scale: "
             "keras.optimizers.LossScaleOptimizer(opt, initial_scale=2**10)",
             severity="info",
-            skipped=count,
-            steps=steps,
-            skipped_steps=[int(i) + 1 for i in np.where(skipped)[0]],
-            loss_scales=shown,
+            **evidence,
         )
     ]
 

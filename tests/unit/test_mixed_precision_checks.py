@@ -12,20 +12,12 @@ import pytest
 
 from gradscope.checks import gradients
 from gradscope.checks.arbitration import explained
-from gradscope.checks.facts import ModelFacts, OutputFacts
 from gradscope.checks.gradients import MixedPrecisionProbe
 from gradscope.checks.registry import REGISTRY, Facts
 from gradscope.verdicts import Verdict
+from tests.unit.test_dynamic_checks import MODEL  # the same 10-class softmax MLP
 
 NAN, INF = float("nan"), float("inf")
-MODEL = ModelFacts(
-    name="mlp", total_params=2410, trainable_params=2410, weighted_layers=("hidden", "out"),
-    frozen_layers=(),
-    outputs=(OutputFacts(name="out", layer="out", units=10, activation="softmax",
-                         loss="sparse_categorical_crossentropy",
-                         loss_display="sparse_categorical_crossentropy", from_logits=False,
-                         labels=None),),
-)
 
 
 def probe(*, steps: int = 4, skipped: Any = False, scales: Any = None, grad_norm: Any = 0.1,
@@ -51,6 +43,15 @@ def run(check: str, p: MixedPrecisionProbe) -> list[Verdict]:
     return REGISTRY[check].run(Facts(model=MODEL, probe=p))
 
 
+def only(found: list[Verdict], severity: str | None) -> Verdict | None:
+    """The one verdict found, of that severity (None: none found, as expected)."""
+    if severity is None:
+        assert found == []
+        return None
+    assert [v.severity for v in found] == [severity]
+    return found[0]
+
+
 HALVING = [32768.0, 16384.0, 8192.0, 4096.0]
 
 
@@ -64,12 +65,9 @@ HALVING = [32768.0, 16384.0, 8192.0, 4096.0]
     ([False, False, False, True], "info"),  # one skip late: the scale grew and came back
 ])
 def test_loss_scale_overflow(skipped: list[bool], expect: str | None) -> None:
-    found = run("loss-scale-overflow", probe(skipped=skipped, scales=HALVING, grad_norm=NAN))
-    if expect is None:
-        assert found == []
+    v = only(run("loss-scale-overflow", probe(skipped=skipped, scales=HALVING, grad_norm=NAN)), expect)
+    if v is None:
         return
-    assert [v.severity for v in found] == [expect]
-    v = found[0]
     assert v.evidence["skipped"] == sum(skipped)
     assert v.evidence["skipped_steps"] == [i + 1 for i, s in enumerate(skipped) if s]
     assert v.evidence["loss_scales"] == HALVING
@@ -115,12 +113,9 @@ LOST, TINY = gradients.UNDERFLOW_LOST, gradients.UNDERFLOW_TINY
     (NAN, NAN, 0.0, None),  # layers not computing in float16
 ])
 def test_gradient_underflow(zeros: float, tiny: float, dead: float, expect: str | None) -> None:
-    found = run("gradient-underflow", probe(zeros=zeros, tiny=tiny, dead=dead))
-    if expect is None:
-        assert found == []
+    v = only(run("gradient-underflow", probe(zeros=zeros, tiny=tiny, dead=dead)), expect)
+    if v is None:
         return
-    assert [v.severity for v in found] == [expect]
-    v = found[0]
     assert "hidden" in v.evidence["layers"]
     assert v.evidence["zero_frac"]["hidden"] == pytest.approx(zeros, abs=1e-4)
     assert v.evidence["subnormal_frac"]["hidden"] == pytest.approx(tiny, abs=1e-4)
